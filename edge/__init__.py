@@ -1,0 +1,1 @@
+"""The home-hub agent: device tasks, durable outbox, MQTT publisher, hub telemetry."""

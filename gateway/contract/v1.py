@@ -1,0 +1,201 @@
+"""Wire contract v1: topics and JSON payloads a hub publishes.
+
+Rules that outside checks rely on (docs/contract.md documents every field):
+
+* No patient identifier ever appears here: the hub knows devices, the gateway patients.
+* A reading keeps the device's value and unit exactly as reported, the device's own
+  clock, the hub's clock-offset estimate and the corrected UTC time side by side.
+* ``key`` is derived only from the device's own fields, so the same record read twice,
+  by two hubs or in two uploads, has the same key.
+
+A change that breaks a consumer gets a new module, topic version and schema id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_ID = "diatabase.readings/v1"
+STATUS_SCHEMA_ID = "diatabase.status/v1"
+EVENT_SCHEMA_ID = "diatabase.event/v1"
+TOPIC_ROOT = "diatabase/v1"
+MAX_READINGS_PER_BATCH = 1000
+
+HubId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+DeviceKindName = Literal["glucose_meter", "cgm", "insulin_pump"]
+RecordKindName = Literal["bg", "cgm", "insulin_bolus", "insulin_basal", "insulin_event"]
+SpecialValue = Literal["NaN", "NRes", "+INF", "-INF", "reserved"]
+
+
+def topic_readings(hub_id: str) -> str:
+    return f"{TOPIC_ROOT}/hubs/{hub_id}/readings"
+
+
+def topic_status(hub_id: str) -> str:
+    return f"{TOPIC_ROOT}/hubs/{hub_id}/status"
+
+
+def topic_events(hub_id: str) -> str:
+    return f"{TOPIC_ROOT}/hubs/{hub_id}/events"
+
+
+def hub_id_from_topic(topic: str) -> str | None:
+    """The hub id in ``diatabase/v1/hubs/{hub_id}/...``, or None for any other topic."""
+    parts = topic.split("/")
+    if len(parts) == 5 and parts[0] == "diatabase" and parts[1] == "v1" and parts[2] == "hubs":
+        return parts[3]
+    return None
+
+
+def reading_key(
+    serial: str,
+    record_kind: str,
+    *,
+    sequence: int | None,
+    session_start: datetime | None,
+    time_offset_min: int | None,
+    device_time: datetime,
+) -> str:
+    """Stable idempotency key from the device's own fields (never the hub's clock).
+
+    Meters and pumps: serial + kind + sequence number + device timestamp (the timestamp
+    tells apart records after a sequence wrap or a meter reset). CGMs: serial + kind +
+    session start + time offset. 32 hex digits of SHA-256 over a canonical string.
+    """
+    if session_start is not None and time_offset_min is not None:
+        ident = f"s={session_start.replace(tzinfo=None).isoformat()}|o={time_offset_min}"
+    elif sequence is not None:
+        ident = f"n={sequence}|t={device_time.replace(tzinfo=None).isoformat()}"
+    else:
+        ident = f"t={device_time.replace(tzinfo=None).isoformat()}"
+    canonical = f"v1|{serial}|{record_kind}|{ident}"
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must carry a time zone (UTC)")
+    return value.astimezone(UTC)
+
+
+def _naive(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        raise ValueError("device clock times are naive (no zone): send them as the device did")
+    return value
+
+
+UtcDateTime = Annotated[datetime, AfterValidator(_utc)]
+DeviceDateTime = Annotated[datetime, AfterValidator(_naive)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class DeviceInfo(_Model):
+    """The device a reading came from, as its Device Information Service says."""
+
+    serial: str = Field(min_length=1, max_length=64, description="DIS Serial Number String")
+    kind: DeviceKindName
+    model: str = Field(default="", max_length=64, description="DIS Model Number String")
+    manufacturer: str = Field(default="", max_length=64, description="DIS Manufacturer Name")
+    firmware: str = Field(default="", max_length=32, description="DIS Firmware Revision")
+
+
+class Reading(_Model):
+    """One device record, with the value and unit exactly as the device reported them."""
+
+    key: str = Field(pattern=r"^[0-9a-f]{32}$", description="idempotency key (reading_key)")
+    device: DeviceInfo
+    kind: RecordKindName
+    sequence: int | None = Field(default=None, ge=0, description="device sequence number")
+    session_start: DeviceDateTime | None = Field(
+        default=None, description="CGM session start, device clock"
+    )
+    time_offset_min: int | None = Field(
+        default=None, description="minutes from base time (GLS, signed) or session start (CGM)"
+    )
+    device_time: DeviceDateTime = Field(description="the record's time on the device's clock")
+    clock_offset_s: float = Field(description="hub estimate of UTC minus device clock, seconds")
+    time: UtcDateTime = Field(description="corrected UTC time = device_time + clock_offset_s")
+    value: float | None = Field(description="as reported; null with `special`")
+    special: SpecialValue | None = Field(default=None, description="IEEE-11073 special value")
+    unit: Literal["kg/L", "mol/L", "mg/dL", "IU", "IU/h"]
+    status: list[str] = Field(default_factory=list, description="device annunciations")
+    details: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
+    raw: str = Field(default="", pattern=r"^([0-9a-f]{2})*$", max_length=512)
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be finite; send special values in `special`")
+        return value
+
+
+class ReadingsBatch(_Model):
+    """A batch a hub publishes to ``diatabase/v1/hubs/{hub_id}/readings`` (QoS 1)."""
+
+    schema_id: Literal["diatabase.readings/v1"] = Field(default=SCHEMA_ID, alias="schema")
+    hub_id: HubId
+    sent_at: UtcDateTime = Field(description="hub clock (NTP-synchronised) at publish")
+    batch_id: UUID
+    readings: list[Reading] = Field(min_length=1, max_length=MAX_READINGS_PER_BATCH)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class DeviceStatus(_Model):
+    serial: str
+    kind: DeviceKindName
+    connected: bool
+    last_contact: UtcDateTime | None = None
+    last_sync: UtcDateTime | None = None
+    battery_pct: int | None = Field(default=None, ge=0, le=100)
+    clock_offset_s: float | None = None
+    cursor: int | None = None
+
+
+class HubStatus(_Model):
+    """Retained on ``.../status``; the Last Will publishes ``online: false``."""
+
+    schema_id: Literal["diatabase.status/v1"] = Field(default=STATUS_SCHEMA_ID, alias="schema")
+    hub_id: HubId
+    online: bool
+    version: str = ""
+    sent_at: UtcDateTime | None = None
+    uptime_s: float | None = None
+    outbox_depth: int | None = None
+    oldest_unsent_age_s: float | None = None
+    outbox_full: bool = False
+    devices: list[DeviceStatus] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class HubEvent(_Model):
+    """Something a hub wants operators to know (``.../events``, QoS 1)."""
+
+    schema_id: Literal["diatabase.event/v1"] = Field(default=EVENT_SCHEMA_ID, alias="schema")
+    hub_id: HubId
+    sent_at: UtcDateTime
+    event: str = Field(max_length=64)
+    device_serial: str | None = None
+    message: str = Field(default="", max_length=1024)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def json_schemas() -> dict[str, object]:
+    """JSON Schema of every v1 payload, keyed by schema id."""
+    return {
+        SCHEMA_ID: ReadingsBatch.model_json_schema(by_alias=True),
+        STATUS_SCHEMA_ID: HubStatus.model_json_schema(by_alias=True),
+        EVENT_SCHEMA_ID: HubEvent.model_json_schema(by_alias=True),
+    }
