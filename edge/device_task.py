@@ -1,0 +1,171 @@
+"""One long-lived task per device: connect, (pair), sync, stay subscribed, reconnect.
+
+Every record goes into the outbox together with the device's new sync cursor before
+anything else happens to it; the next sync asks the device only for what is after the
+committed cursor, so a BLE drop in the middle of a transfer repeats nothing and loses
+nothing. Failures are classified: device/BLE errors back off (capped, jittered); a full
+outbox pauses syncing instead of dropping anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from bleak import BleakClient
+from bleak.exc import BleakError
+
+from drivers.errors import DriversError
+from drivers.records import DeviceIdentity, DeviceRecord
+from edge.outbox import Outbox
+from edge.readings import to_reading
+from edge.settings import DeviceConfig
+
+log = logging.getLogger(__name__)
+
+# How many records go into one outbox transaction during a backfill.
+COMMIT_EVERY = 100
+STREAM = "records"
+
+
+class Driver(Protocol):
+    async def read_identity(self) -> DeviceIdentity: ...
+    async def read_clock_offset(self) -> float | None: ...
+    async def read_battery(self) -> int | None: ...
+    def sync(self, after: int | None) -> AsyncIterator[DeviceRecord]: ...
+
+
+def local_clock_estimate(device_time: datetime) -> float:
+    """Documented estimate when a device has no Current Time Service: its clock shows
+    the hub's local wall time, so UTC minus device clock is minus the local UTC offset."""
+    offset = device_time.astimezone().utcoffset()
+    return -offset.total_seconds() if offset is not None else 0.0
+
+
+@dataclass
+class DeviceState:
+    config: DeviceConfig
+    identity: DeviceIdentity | None = None
+    connected: bool = False
+    last_contact: datetime | None = None
+    last_sync: datetime | None = None
+    battery_pct: int | None = None
+    clock_offset_s: float | None = None
+    cursor: int | None = None
+    records_read: int = 0
+    failures: int = 0
+    last_error: str | None = None
+
+
+@dataclass
+class DeviceTask:
+    config: DeviceConfig
+    address: str
+    outbox: Outbox
+    client_factory: Callable[..., BleakClient]
+    driver_factory: Callable[[BleakClient], Any]
+    sleep: Callable[[float], Any] = asyncio.sleep
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 120.0
+    state: DeviceState = field(init=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.state = DeviceState(self.config)
+
+    async def run(self) -> None:
+        delay = self.backoff_initial_s
+        failing_since: float | None = None
+        while not self._stop.is_set():
+            await self.outbox.wait_for_space()
+            try:
+                await self._session()
+                if failing_since is not None:
+                    log.info(
+                        "device %s recovered after %.0f s",
+                        self.address,
+                        time.monotonic() - failing_since,
+                    )
+                    failing_since = None
+                delay = self.backoff_initial_s
+                await self.sleep(self.config.poll_interval_s)
+            except (BleakError, DriversError, TimeoutError, OSError, EOFError) as err:
+                self.state.failures += 1
+                self.state.last_error = f"{type(err).__name__}: {err}"
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.warning("device %s failed: %s; retrying with backoff", self.address, err)
+                else:
+                    log.debug("device %s still failing: %s", self.address, err)
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, self.backoff_max_s)
+            finally:
+                self.state.connected = False
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _session(self) -> None:
+        async with self.client_factory(self.address, pair=self.config.pair) as client:
+            self.state.connected = True
+            driver = self.driver_factory(client)
+            identity = await driver.read_identity()
+            self.state.identity = identity
+            self.state.last_contact = datetime.now(UTC)
+            await self.outbox.record_contact(identity.serial, self.address, identity.kind.value)
+            self.state.battery_pct = await driver.read_battery()
+            offset = await driver.read_clock_offset()
+            self.state.clock_offset_s = offset
+            cursor = await self.outbox.cursor(identity.serial, STREAM)
+            await self._drain(identity.serial, driver.sync(cursor), offset, live=False)
+            self.state.last_sync = datetime.now(UTC)
+            live = getattr(driver, "live", None)
+            if live is not None:
+                await self._drain(identity.serial, live(), offset, live=True)
+
+    async def _drain(
+        self,
+        serial: str,
+        records: AsyncIterator[DeviceRecord],
+        offset: float | None,
+        *,
+        live: bool,
+    ) -> None:
+        pending: list[DeviceRecord] = []
+        try:
+            async for record in records:
+                if offset is None:
+                    record = replace(
+                        record, clock_offset_s=local_clock_estimate(record.device_time)
+                    )
+                pending.append(record)
+                self.state.last_contact = datetime.now(UTC)
+                if live or len(pending) >= COMMIT_EVERY:
+                    await self._commit(serial, pending, live=live)
+                    pending = []
+                    if self.outbox.full:
+                        # Stop pulling; the device keeps the rest in its own memory.
+                        log.warning("outbox full: pausing sync of %s", serial)
+                        return
+        finally:
+            # Whatever was read before a drop is committed with its cursor.
+            if pending:
+                await self._commit(serial, pending, live=live)
+
+    async def _commit(self, serial: str, records: list[DeviceRecord], *, live: bool) -> None:
+        readings = [to_reading(r) for r in records]
+        await self.outbox.put(
+            serial,
+            [(r.key, r.model_dump_json()) for r in readings],
+            stream=STREAM,
+            cursor=records[-1].cursor,
+            live=live,
+        )
+        self.state.cursor = records[-1].cursor
+        self.state.records_read += len(records)

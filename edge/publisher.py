@@ -1,0 +1,235 @@
+"""MQTT publisher: drains the outbox in bounded batches and deletes rows only on PUBACK.
+
+aiomqtt on MQTT v5 with a stable client id, ``clean_start`` off and a session expiry, so a
+reconnect resumes the session. Brokers that speak only 3.1.1 (the embedded demo broker)
+refuse v5 with "unsupported protocol version": the publisher then falls back to 3.1.1 with
+a persistent session (``clean_session=False``). The retained status topic carries the hub's
+health; the Last Will replaces it with ``online: false`` when the hub vanishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.outbox import Outbox, OutboxRow
+from gateway.contract.urls import MqttUrl
+from gateway.contract.v1 import (
+    SCHEMA_ID,
+    HubStatus,
+    topic_readings,
+    topic_status,
+)
+
+log = logging.getLogger(__name__)
+
+# CONNACK reason codes that mean "this broker does not speak v5": 0x84 (v5) and 1 (3.1.1).
+_UNSUPPORTED_PROTOCOL = {132, 1}
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherConfig:
+    hub_id: str
+    mqtt: MqttUrl
+    client_id: str
+    max_batch_readings: int = 500
+    max_batch_bytes: int = 256 * 1024
+    max_in_flight: int = 4
+    session_expiry_s: int = 7 * 24 * 3600
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    connect_timeout_s: float = 10.0
+    publish_timeout_s: float = 30.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+@dataclass
+class PublisherStats:
+    batches: int = 0
+    readings: int = 0
+    connected: bool = False
+    protocol: str = ""
+    connects: int = 0
+
+
+StatusProvider = Callable[[], Awaitable[HubStatus]]
+
+
+@dataclass
+class Publisher:
+    config: PublisherConfig
+    outbox: Outbox
+    status: StatusProvider
+    stats: PublisherStats = field(default_factory=PublisherStats)
+    _in_flight: set[int] = field(default_factory=set)
+    _v5: bool = True
+
+    def _tls(self) -> ssl.SSLContext | None:
+        if not self.config.mqtt.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=self.config.ca_file)
+        if self.config.cert_file:
+            ctx.load_cert_chain(self.config.cert_file, self.config.key_file)
+        return ctx
+
+    def _client(self) -> aiomqtt.Client:
+        cfg = self.config
+        offline = HubStatus(hub_id=cfg.hub_id, online=False).model_dump_json(by_alias=True)
+        will = aiomqtt.Will(topic_status(cfg.hub_id), offline, qos=1, retain=True)
+        common = dict(
+            hostname=cfg.mqtt.host,
+            port=cfg.mqtt.port,
+            username=cfg.mqtt.username,
+            password=cfg.mqtt.password,
+            identifier=cfg.client_id,
+            will=will,
+            timeout=cfg.connect_timeout_s,
+            tls_context=self._tls(),
+            max_inflight_messages=max(20, cfg.max_in_flight + 2),
+        )
+        if self._v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = cfg.session_expiry_s
+            return aiomqtt.Client(
+                protocol=aiomqtt.ProtocolVersion.V5,
+                clean_start=False,
+                properties=props,
+                **common,  # type: ignore[arg-type]
+            )
+        return aiomqtt.Client(
+            protocol=aiomqtt.ProtocolVersion.V311,
+            clean_session=False,
+            **common,  # type: ignore[arg-type]
+        )
+
+    async def run(self) -> None:
+        """Connect, publish forever, reconnect with capped exponential backoff."""
+        delay = self.config.backoff_initial_s
+        failing_since: datetime | None = None
+        while True:
+            try:
+                async with self._client() as client:
+                    self.stats.connected = True
+                    self.stats.connects += 1
+                    self.stats.protocol = "5" if self._v5 else "3.1.1"
+                    if failing_since is not None:
+                        log.info(
+                            "mqtt connection recovered after %s", datetime.now(UTC) - failing_since
+                        )
+                        failing_since = None
+                    delay = self.config.backoff_initial_s
+                    await self._session(client)
+            except aiomqtt.MqttConnectError as err:
+                if self._v5 and err.rc in _UNSUPPORTED_PROTOCOL:
+                    log.info("broker does not speak MQTT v5; using 3.1.1")
+                    self._v5 = False
+                    continue
+                failing_since = self._failed(err, failing_since)
+            except (aiomqtt.MqttError, OSError, TimeoutError) as err:
+                failing_since = self._failed(err, failing_since)
+            finally:
+                self.stats.connected = False
+                self._in_flight.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.config.backoff_max_s)
+
+    def _failed(self, err: BaseException, since: datetime | None) -> datetime:
+        if since is None:
+            log.warning("mqtt connection failed: %s; retrying with backoff", err)
+            return datetime.now(UTC)
+        log.debug("mqtt still failing: %s", err)
+        return since
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        await self.publish_status(client)
+        try:
+            await self._pump(client)
+        except BaseExceptionGroup as group:
+            # A broken connection fails every task at once: surface one cause.
+            raise group.exceptions[0] from None
+
+    async def _pump(self, client: aiomqtt.Client) -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._status_loop(client))
+            slots = asyncio.Semaphore(self.config.max_in_flight)
+            while True:
+                await self.outbox.wait_for_rows()
+                await slots.acquire()
+                rows = await self._next_batch()
+                if not rows:
+                    slots.release()
+                    # Everything waiting is already in flight: wait for a change.
+                    await self.outbox.wait_for_change()
+                    continue
+                tg.create_task(self._publish_batch(client, rows, slots))
+
+    async def _next_batch(self) -> list[OutboxRow]:
+        rows = await self.outbox.peek(self.config.max_batch_readings, exclude=self._in_flight)
+        batch: list[OutboxRow] = []
+        size = 256
+        for row in rows:
+            size += len(row.payload) + 1
+            if batch and size > self.config.max_batch_bytes:
+                break
+            batch.append(row)
+        self._in_flight.update(r.id for r in batch)
+        return batch
+
+    async def _publish_batch(
+        self, client: aiomqtt.Client, rows: list[OutboxRow], slots: asyncio.Semaphore
+    ) -> None:
+        try:
+            payload = encode_batch(self.config.hub_id, rows)
+            await client.publish(
+                topic_readings(self.config.hub_id),
+                payload,
+                qos=1,
+                timeout=self.config.publish_timeout_s,
+            )
+            await self.outbox.ack([r.id for r in rows])
+            self.stats.batches += 1
+            self.stats.readings += len(rows)
+        finally:
+            self._in_flight.difference_update(r.id for r in rows)
+            slots.release()
+
+    async def _status_loop(self, client: aiomqtt.Client, every_s: float = 30.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await self.publish_status(client)
+
+    async def publish_status(self, client: aiomqtt.Client) -> None:
+        status = await self.status()
+        await client.publish(
+            topic_status(self.config.hub_id),
+            status.model_dump_json(by_alias=True),
+            qos=1,
+            retain=True,
+        )
+
+
+def encode_batch(hub_id: str, rows: list[OutboxRow]) -> bytes:
+    """Assemble the envelope around readings that are already JSON (no re-validation)."""
+    head = json.dumps(
+        {
+            "schema": SCHEMA_ID,
+            "hub_id": hub_id,
+            "sent_at": datetime.now(UTC).isoformat(),
+            "batch_id": str(uuid.uuid4()),
+        },
+        separators=(",", ":"),
+    )
+    body = ",".join(r.payload for r in rows)
+    return f'{head[:-1]},"readings":[{body}]}}'.encode()

@@ -1,0 +1,1 @@
+"""The ingester: MQTT in, validate, normalise, link, batch, write, then acknowledge."""

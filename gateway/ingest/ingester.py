@@ -1,0 +1,198 @@
+"""Ingester loop: deliveries accumulate into a batch; the batch is processed, written
+durably (readings to the store, rejects to quarantine, unlinked to parked), and only then
+are its messages acknowledged. A failing store stops acknowledgement; the broker holds the
+rest (bounded by the receive window) until the store is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from gateway.contract.v1 import topic_readings
+from gateway.ingest.mqtt_session import Delivery, MqttReceiver, ReceiverConfig
+from gateway.ingest.pipeline import Outcome, PipelineConfig, normalise, process, reading_from_parked
+from gateway.registry.service import Registry
+from gateway.store.base import ReadingStore, StoredReading
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    max_batch_messages: int = 5000
+    linger_s: float = 0.05
+    relink_interval_s: float = 2.0
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 10.0
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+
+@dataclass
+class IngestStats:
+    messages: int = 0
+    readings_in: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    parked: int = 0
+    relinked: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    store_errors: int = 0
+    acked: int = 0
+    ack_skipped: int = 0
+    batches: int = 0
+    last_write_s: float = 0.0
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+
+class Ingester:
+    def __init__(
+        self,
+        receiver: ReceiverConfig,
+        store: ReadingStore,
+        registry: Registry,
+        config: IngestConfig = IngestConfig(),
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.registry = registry
+        self.stats = IngestStats()
+        self.receiver = MqttReceiver(receiver, self._on_delivery)
+        self._pending: list[Delivery] = []
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self.listeners: list[asyncio.Queue[list[StoredReading]]] = []
+
+    @staticmethod
+    def default_topics(shared_group: str | None = None) -> list[str]:
+        topic = topic_readings("+")
+        return [f"$share/{shared_group}/{topic}" if shared_group else topic]
+
+    def _on_delivery(self, delivery: Delivery) -> None:
+        self._pending.append(delivery)
+        if len(self._pending) >= self.config.max_batch_messages or len(self._pending) == 1:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`; then drain what was received, acknowledge and return."""
+        receiver = asyncio.create_task(self.receiver.run(), name="mqtt receiver")
+        relinker = asyncio.create_task(self._relink_loop(), name="relink")
+        try:
+            while not self._stopping.is_set():
+                await self._wait_for_batch()
+                await self._flush()
+            await self._flush()
+        finally:
+            relinker.cancel()
+            await self.receiver.close()
+            receiver.cancel()
+            await asyncio.gather(receiver, relinker, return_exceptions=True)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    async def _wait_for_batch(self) -> None:
+        while not self._pending and not self._stopping.is_set():
+            self._wake.clear()
+            await self._wake.wait()
+        # Linger briefly so a burst becomes one write, unless the batch is already full or
+        # the broker cannot send more until we acknowledge (receive window exhausted).
+        deadline = time.monotonic() + self.config.linger_s
+        while (
+            len(self._pending) < self.config.max_batch_messages
+            and self.receiver.unacked < self.receiver.config.receive_maximum
+            and not self._stopping.is_set()
+        ):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), left)
+            except TimeoutError:
+                break
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        await self.registry.refresh()
+        outcome = Outcome()
+        for d in batch:
+            o = process(d.topic, d.payload, link=self.registry.link, config=self.config.pipeline)
+            outcome.stored += o.stored
+            outcome.parked += o.parked
+            outcome.quarantined += o.quarantined
+            outcome.readings_in += o.readings_in
+        await self._write_durably(outcome)
+        for d in batch:
+            if self.receiver.ack(d):
+                self.stats.acked += 1
+            else:
+                self.stats.ack_skipped += 1
+        self.stats.messages += len(batch)
+        self.stats.readings_in += outcome.readings_in
+        self.stats.batches += 1
+
+    async def _write_durably(self, outcome: Outcome) -> None:
+        delay = self.config.backoff_initial_s
+        failing = False
+        while True:
+            try:
+                started = time.perf_counter()
+                result = await self.store.write(outcome.stored)
+                await self.registry.quarantine(outcome.quarantined)
+                await self.registry.park(outcome.parked)
+                self.stats.last_write_s = time.perf_counter() - started
+                break
+            except Exception as err:  # any sink failure: keep the batch, do not ack
+                self.stats.store_errors += 1
+                if not failing:
+                    log.error("write failed, holding acknowledgements: %s", err)
+                    failing = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.backoff_max_s)
+        if failing:
+            log.info("write recovered")
+        self.stats.stored += result.written
+        self.stats.duplicates += result.duplicates
+        self.stats.parked += len(outcome.parked)
+        for q in outcome.quarantined:
+            self.stats.quarantined[q.reason] += 1
+            log.warning("quarantined (%s): %s", q.reason, q.detail)
+        if outcome.stored:
+            for queue in self.listeners:
+                queue.put_nowait(outcome.stored)
+
+    async def _relink_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.relink_interval_s)
+            try:
+                if await self.registry.refresh():
+                    await self.relink()
+            except Exception as err:
+                log.warning("relink failed: %s", err)
+
+    async def relink(self) -> int:
+        """Write parked readings whose device now has an assignment; returns how many."""
+        linked: list[StoredReading] = []
+        for p in await self.registry.parked():
+            patient = self.registry.link(p.serial, p.time)
+            if patient is not None:
+                linked.append(normalise(reading_from_parked(p), patient, p.hub_id, "relink"))
+        if linked:
+            result = await self.store.write(linked)
+            await self.registry.unpark([r.key for r in linked])
+            self.stats.relinked += len(linked)
+            self.stats.stored += result.written
+            self.stats.duplicates += result.duplicates
+            for queue in self.listeners:
+                queue.put_nowait(linked)
+        return len(linked)

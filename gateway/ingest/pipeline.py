@@ -1,0 +1,231 @@
+"""Per-message processing: parse, validate, check, normalise, link. No I/O here.
+
+A message becomes stored readings, parked readings (no patient assignment yet) and
+quarantine entries, each bad part with its reason; good readings next to a bad one in the
+same batch are kept. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+from uuid import UUID
+
+from drivers.units import to_mg_dl
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from gateway.contract.v1 import (
+    MAX_READINGS_PER_BATCH,
+    HubId,
+    Reading,
+    UtcDateTime,
+    hub_id_from_topic,
+)
+from gateway.registry.service import ParkedReading, QuarantineEntry
+from gateway.store.base import StoredReading
+
+# Plausible glucose: outside this a value is stored but flagged for review.
+PLAUSIBLE_MG_DL = (20.0, 600.0)
+# A reading later than the hub's send time by more than this is not trusted.
+MAX_FUTURE = timedelta(minutes=10)
+
+
+class Reason(StrEnum):
+    OVERSIZED = "oversized"
+    MALFORMED_JSON = "malformed_json"
+    SCHEMA_VIOLATION = "schema_violation"
+    UNKNOWN_TOPIC = "unknown_topic"
+    HUB_MISMATCH = "hub_mismatch"
+    INVALID_READING = "invalid_reading"
+    FUTURE_TIME = "future_time"
+    SPECIAL_VALUE = "special_value"
+
+
+class Flag(StrEnum):
+    OUT_OF_RANGE = "out_of_range"
+
+
+@dataclass
+class Outcome:
+    stored: list[StoredReading] = field(default_factory=list)
+    parked: list[ParkedReading] = field(default_factory=list)
+    quarantined: list[QuarantineEntry] = field(default_factory=list)
+    readings_in: int = 0
+
+
+LinkFn = Callable[[str, datetime], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    max_payload_bytes: int = 1024 * 1024
+
+
+def _envelope_errors(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()[:5]
+    )
+
+
+def process(
+    topic: str, payload: bytes, *, link: LinkFn, config: PipelineConfig = PipelineConfig()
+) -> Outcome:
+    out = Outcome()
+    topic_hub = hub_id_from_topic(topic)
+
+    def reject(reason: Reason, detail: str, *, hub: str | None = topic_hub) -> Outcome:
+        out.quarantined.append(QuarantineEntry(reason.value, detail, topic, payload, hub_id=hub))
+        return out
+
+    if len(payload) > config.max_payload_bytes:
+        return reject(Reason.OVERSIZED, f"{len(payload)} bytes > {config.max_payload_bytes}")
+    if topic_hub is None:
+        return reject(Reason.UNKNOWN_TOPIC, "not a diatabase/v1/hubs/{hub}/readings topic")
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        return reject(Reason.MALFORMED_JSON, str(err)[:300])
+    if not isinstance(doc, dict):
+        return reject(Reason.SCHEMA_VIOLATION, "payload is not a JSON object")
+    raw_readings = doc.get("readings")
+    # The envelope is validated on its own, so one bad reading cannot sink its neighbours.
+    try:
+        head = _validate_envelope(doc)
+    except ValidationError as err:
+        return reject(Reason.SCHEMA_VIOLATION, _envelope_errors(err))
+    if head.hub_id != topic_hub:
+        return reject(
+            Reason.HUB_MISMATCH, f"payload hub_id {head.hub_id!r} on topic of hub {topic_hub!r}"
+        )
+    assert isinstance(raw_readings, list)
+    out.readings_in = len(raw_readings)
+    for item in raw_readings:
+        _reading(item, head, topic, out, link)
+    return out
+
+
+def _validate_envelope(envelope: dict[str, Any]) -> _Head:
+    """Validate everything but the readings; raises ValidationError."""
+    batch = _EnvelopeOnly.model_validate({k: v for k, v in envelope.items() if k != "readings"})
+    readings = envelope.get("readings")
+    if not isinstance(readings, list) or not readings:
+        raise _list_error("readings must be a non-empty list")
+    if len(readings) > MAX_READINGS_PER_BATCH:
+        raise _list_error(f"readings has more than {MAX_READINGS_PER_BATCH} items")
+    return _Head(batch.hub_id, batch.sent_at, str(batch.batch_id))
+
+
+def _reading(item: Any, head: _Head, topic: str, out: Outcome, link: LinkFn) -> None:
+    raw = json.dumps(item, separators=(",", ":"), default=str).encode()
+    try:
+        r = Reading.model_validate(item)
+    except ValidationError as err:
+        key = (
+            item.get("key") if isinstance(item, dict) and isinstance(item.get("key"), str) else None
+        )
+        out.quarantined.append(
+            QuarantineEntry(
+                Reason.INVALID_READING.value, _envelope_errors(err), topic, raw, head.hub_id, key
+            )
+        )
+        return
+    if r.time > head.sent_at + MAX_FUTURE:
+        out.quarantined.append(
+            QuarantineEntry(
+                Reason.FUTURE_TIME.value,
+                f"time {r.time.isoformat()} is more than {MAX_FUTURE} after sent_at "
+                f"{head.sent_at.isoformat()}",
+                topic,
+                raw,
+                head.hub_id,
+                r.key,
+            )
+        )
+        return
+    if r.value is None:
+        out.quarantined.append(
+            QuarantineEntry(
+                Reason.SPECIAL_VALUE.value,
+                f"device reported {r.special or 'no value'}",
+                topic,
+                raw,
+                head.hub_id,
+                r.key,
+            )
+        )
+        return
+    patient = link(r.device.serial, r.time)
+    if patient is None:
+        out.parked.append(
+            ParkedReading(r.key, r.device.serial, r.time, head.hub_id, r.model_dump_json())
+        )
+        return
+    out.stored.append(normalise(r, patient, head.hub_id, head.batch_id))
+
+
+def normalise(r: Reading, patient_id: str, hub_id: str, batch_id: str) -> StoredReading:
+    """Canonical mg/dL next to the value and unit as reported; flags, never drops."""
+    assert r.value is not None
+    mg = to_mg_dl(r.value, r.unit) if r.unit in {"kg/L", "mol/L", "mg/dL"} else None
+    flags: list[str] = []
+    if mg is not None:
+        mg = round(mg, 3)
+        if not math.isfinite(mg) or not PLAUSIBLE_MG_DL[0] <= mg <= PLAUSIBLE_MG_DL[1]:
+            flags.append(Flag.OUT_OF_RANGE.value)
+    return StoredReading(
+        key=r.key,
+        patient_id=patient_id,
+        hub_id=hub_id,
+        serial=r.device.serial,
+        device_kind=r.device.kind,
+        kind=r.kind,
+        time=r.time.astimezone(UTC),
+        device_time=r.device_time,
+        clock_offset_s=r.clock_offset_s,
+        value=r.value,
+        unit=r.unit,
+        mg_dl=mg,
+        flags=tuple(flags),
+        status=tuple(r.status),
+        details=dict(r.details),
+        raw=r.raw,
+        batch_id=batch_id,
+    )
+
+
+def reading_from_parked(p: ParkedReading) -> Reading:
+    return Reading.model_validate_json(p.reading_json)
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    hub_id: str
+    sent_at: datetime
+    batch_id: str
+
+
+class _EnvelopeOnly(BaseModel):
+    """The batch envelope without its readings (validated one by one)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    schema_id: Literal["diatabase.readings/v1"] = Field(alias="schema")
+    hub_id: HubId
+    sent_at: UtcDateTime
+    batch_id: UUID
+
+
+def _list_error(msg: str) -> ValidationError:
+    return ValidationError.from_exception_data(
+        "ReadingsBatch",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("readings", msg), loc=("readings",), input=None
+            )
+        ],
+    )

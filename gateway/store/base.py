@@ -1,0 +1,76 @@
+"""What every sink stores and the interface the ingester and the views use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from gateway.contract.urls import StoreUrl
+
+
+class StoreError(Exception):
+    """The sink failed; the batch is not durable and must not be acknowledged."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    """A validated, normalised, patient-linked reading, as every sink stores it."""
+
+    key: str
+    patient_id: str
+    hub_id: str
+    serial: str
+    device_kind: str
+    kind: str
+    time: datetime  # corrected UTC
+    device_time: datetime  # device clock, naive
+    clock_offset_s: float
+    value: float  # as reported
+    unit: str  # as reported
+    mg_dl: float | None  # canonical glucose; None for insulin
+    flags: tuple[str, ...] = ()
+    status: tuple[str, ...] = ()
+    details: dict[str, str | int | float | bool | None] = field(default_factory=dict)
+    raw: str = ""
+    batch_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    written: int
+    duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class LatestGlucose:
+    patient_id: str
+    serial: str
+    kind: str
+    time: datetime
+    mg_dl: float
+    flags: tuple[str, ...]
+
+
+class ReadingStore(Protocol):
+    async def open(self) -> ReadingStore: ...
+    async def close(self) -> None: ...
+    async def write(self, readings: Sequence[StoredReading]) -> WriteResult:
+        """Durable before returning; the same key twice is one reading."""
+        ...
+
+    async def glucose_series(
+        self, patient_id: str, since: datetime, until: datetime | None = None
+    ) -> list[StoredReading]: ...
+    async def count(self) -> int: ...
+
+
+def open_store(url: StoreUrl) -> ReadingStore:
+    if url.scheme == "sqlite":
+        from gateway.store.sqlite import SqliteStore
+
+        return SqliteStore(url)
+    raise StoreError(
+        f"store URL scheme {url.scheme!r} is not supported yet (use sqlite:///path.db)"
+    )
