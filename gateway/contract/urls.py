@@ -12,6 +12,7 @@ from typing import Annotated
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import BeforeValidator, PlainSerializer
+from pydantic_settings import NoDecode
 
 MQTT_SCHEMES = {"mqtt": 1883, "mqtts": 8883}
 
@@ -111,5 +112,6 @@ def _store(value: object) -> object:
     return StoreUrl.parse(value) if isinstance(value, str) else value
 
 
-MqttUrlField = Annotated[MqttUrl, BeforeValidator(_mqtt), PlainSerializer(str)]
-StoreUrlField = Annotated[StoreUrl, BeforeValidator(_store), PlainSerializer(str)]
+# NoDecode: an environment variable holds the URL itself, not JSON.
+MqttUrlField = Annotated[MqttUrl, NoDecode, BeforeValidator(_mqtt), PlainSerializer(str)]
+StoreUrlField = Annotated[StoreUrl, NoDecode, BeforeValidator(_store), PlainSerializer(str)]

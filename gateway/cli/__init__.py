@@ -1,0 +1,1 @@
+"""The ``diatabase`` command line."""

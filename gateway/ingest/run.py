@@ -1,0 +1,63 @@
+"""``diatabase ingest``: wire settings to the ingester and run until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from gateway.ingest.ingester import IngestConfig, Ingester
+from gateway.ingest.mqtt_session import ReceiverConfig
+from gateway.ingest.pipeline import PipelineConfig
+from gateway.registry.service import Registry
+from gateway.settings import IngestSettings
+from gateway.store import open_store
+
+log = logging.getLogger(__name__)
+
+
+def build_receiver_config(s: IngestSettings) -> ReceiverConfig:
+    return ReceiverConfig(
+        mqtt=s.mqtt,
+        client_id=s.client_id,
+        topics=Ingester.default_topics(s.shared_group),
+        receive_maximum=s.receive_maximum,
+        ca_file=str(s.ca_file) if s.ca_file else None,
+        cert_file=str(s.cert_file) if s.cert_file else None,
+        key_file=str(s.key_file) if s.key_file else None,
+    )
+
+
+async def run_ingester(s: IngestSettings) -> None:
+    store = open_store(s.store)
+    await store.open()
+    registry = Registry(s.registry, actor="ingester")
+    await registry.open()
+    ingester = Ingester(
+        build_receiver_config(s),
+        store,
+        registry,
+        IngestConfig(
+            max_batch_messages=s.max_batch_messages,
+            linger_s=s.linger_ms / 1000,
+            pipeline=PipelineConfig(max_payload_bytes=s.max_payload_bytes),
+        ),
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, ingester.stop)
+    log.info("ingesting from %s into %s (client id %s)", s.mqtt, s.store, s.client_id)
+    try:
+        await ingester.run()
+    finally:
+        await registry.close()
+        await store.close()
+    log.info(
+        "stopped: %d messages, %d stored, %d duplicates, %d quarantined",
+        ingester.stats.messages,
+        ingester.stats.stored,
+        ingester.stats.duplicates,
+        ingester.stats.quarantined_total,
+    )
