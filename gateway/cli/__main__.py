@@ -1,0 +1,3 @@
+from gateway.cli.app import main
+
+main()
