@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aiomqtt
+from aiomqtt.exceptions import MqttConnectError
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -131,8 +132,9 @@ class Publisher:
                         failing_since = None
                     delay = self.config.backoff_initial_s
                     await self._session(client)
-            except aiomqtt.MqttConnectError as err:
-                if self._v5 and err.rc in _UNSUPPORTED_PROTOCOL:
+            except MqttConnectError as err:
+                rc = getattr(err.rc, "value", err.rc)
+                if self._v5 and rc in _UNSUPPORTED_PROTOCOL:
                     log.info("broker does not speak MQTT v5; using 3.1.1")
                     self._v5 = False
                     continue
