@@ -32,8 +32,10 @@ class IngestSettings(BaseSettings):
     @field_validator("store")
     @classmethod
     def _store_kind(cls, v: StoreUrl) -> StoreUrl:
-        if v.scheme not in {"sqlite"}:
-            raise ValueError(f"store must be sqlite:///path.db for now, got {v.raw!r}")
+        if v.scheme not in {"sqlite", "influxdb"}:
+            raise ValueError(
+                f"store must be sqlite:///path.db or influxdb://host:port/db, got {v.raw!r}"
+            )
         return v
 
     @field_validator("registry")

@@ -7,6 +7,7 @@ rest (bounded by the receive window) until the store is back.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections import Counter
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from gateway.contract.v1 import topic_readings
 from gateway.ingest.mqtt_session import Delivery, MqttReceiver, ReceiverConfig
 from gateway.ingest.pipeline import Outcome, PipelineConfig, normalise, process, reading_from_parked
-from gateway.registry.service import Registry
+from gateway.registry.service import QuarantineEntry, Registry
 from gateway.store.base import ReadingStore, StoredReading
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,13 @@ class Ingester:
             try:
                 started = time.perf_counter()
                 result = await self.store.write(outcome.stored)
+                if result.rejected:
+                    outcome.quarantined += [_rejected(r, why) for r, why in result.rejected]
+                    outcome.stored = [
+                        r
+                        for r in outcome.stored
+                        if r.key not in {x.key for x, _ in result.rejected}
+                    ]
                 await self.registry.quarantine(outcome.quarantined)
                 await self.registry.park(outcome.parked)
                 self.stats.last_write_s = time.perf_counter() - started
@@ -196,3 +204,15 @@ class Ingester:
             for queue in self.listeners:
                 queue.put_nowait(linked)
         return len(linked)
+
+
+def _rejected(r: StoredReading, why: str) -> QuarantineEntry:
+    payload = json.dumps({"key": r.key, "serial": r.serial, "value": r.value, "unit": r.unit})
+    return QuarantineEntry(
+        "store_rejected",
+        why,
+        topic_readings(r.hub_id),
+        payload.encode(),
+        hub_id=r.hub_id,
+        reading_key=r.key,
+    )

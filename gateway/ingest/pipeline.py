@@ -45,6 +45,7 @@ class Reason(StrEnum):
     INVALID_READING = "invalid_reading"
     FUTURE_TIME = "future_time"
     SPECIAL_VALUE = "special_value"
+    STORE_REJECTED = "store_rejected"
 
 
 class Flag(StrEnum):

@@ -40,7 +40,8 @@ class StoredReading:
 @dataclass(frozen=True, slots=True)
 class WriteResult:
     written: int
-    duplicates: int
+    duplicates: int  # known duplicates (sinks that cannot tell report 0)
+    rejected: tuple[tuple[StoredReading, str], ...] = ()  # the sink refused these, with why
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,10 @@ def open_store(url: StoreUrl) -> ReadingStore:
         from gateway.store.sqlite import SqliteStore
 
         return SqliteStore(url)
+    if url.scheme == "influxdb":
+        from gateway.store.influx1 import Influx1Store
+
+        return Influx1Store(url)
     raise StoreError(
-        f"store URL scheme {url.scheme!r} is not supported yet (use sqlite:///path.db)"
+        f"store URL scheme {url.scheme!r} is not supported yet (use sqlite:///path.db or influxdb://host:port/db)"
     )

@@ -1,0 +1,150 @@
+"""InfluxDB 1.x sink over its HTTP API: ``/write`` (line protocol) and ``/query`` (InfluxQL).
+
+Idempotency is InfluxDB's own: a point with the same measurement, tag set and timestamp
+overwrites the earlier one, so a redelivered reading is one point (docs/storage.md).
+A 4xx answer means some points are unacceptable (a field type conflict, say): the batch
+is bisected so that only the offending readings are rejected (and quarantined by the
+ingester) while the rest are written. 5xx and connection errors raise StoreError: the
+ingester retries and holds its acknowledgements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from gateway.contract.urls import StoreUrl
+from gateway.store.base import StoredReading, StoreError, WriteResult
+from gateway.store.lineprotocol import GLUCOSE, INSULIN, line, lines
+
+
+class Influx1Store:
+    def __init__(self, url: StoreUrl, *, timeout_s: float = 30.0) -> None:
+        assert url.host and url.database
+        self.database = url.database
+        self.base = f"http://{url.host}:{url.port or 8086}"
+        self.auth = (url.username, url.password or "") if url.username else None
+        self.timeout_s = timeout_s
+        self._http: httpx.AsyncClient | None = None
+
+    async def open(self) -> Influx1Store:
+        self._http = httpx.AsyncClient(base_url=self.base, auth=self.auth, timeout=self.timeout_s)
+        return self
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            raise StoreError("store is not open")
+        return self._http
+
+    async def write(self, readings: Sequence[StoredReading]) -> WriteResult:
+        rejected: list[tuple[StoredReading, str]] = []
+        await self._write(list(readings), rejected)
+        return WriteResult(
+            written=len(readings) - len(rejected), duplicates=0, rejected=tuple(rejected)
+        )
+
+    async def _write(
+        self, readings: list[StoredReading], rejected: list[tuple[StoredReading, str]]
+    ) -> None:
+        if not readings:
+            return
+        try:
+            resp = await self.http.post(
+                "/write",
+                params={"db": self.database, "precision": "ns"},
+                content=lines(readings),
+            )
+        except httpx.HTTPError as err:
+            raise StoreError(f"influxdb write failed: {err!r}") from err
+        if resp.status_code == 204:
+            return
+        if 400 <= resp.status_code < 500 and resp.status_code not in (401, 403, 404, 429):
+            if len(readings) == 1:
+                rejected.append((readings[0], resp.text[:300]))
+                return
+            mid = len(readings) // 2
+            await self._write(readings[:mid], rejected)
+            await self._write(readings[mid:], rejected)
+            return
+        raise StoreError(f"influxdb write failed: HTTP {resp.status_code} {resp.text[:300]}")
+
+    async def query(self, q: str) -> list[dict[str, Any]]:
+        try:
+            resp = await self.http.get(
+                "/query", params={"db": self.database, "q": q, "epoch": "ns"}
+            )
+        except httpx.HTTPError as err:
+            raise StoreError(f"influxdb query failed: {err!r}") from err
+        if resp.status_code != 200:
+            raise StoreError(f"influxdb query failed: HTTP {resp.status_code} {resp.text[:300]}")
+        rows: list[dict[str, Any]] = []
+        for result in resp.json().get("results", []):
+            if "error" in result:
+                raise StoreError(f"influxdb query failed: {result['error']}")
+            for series in result.get("series", []):
+                cols = series["columns"]
+                tags = series.get("tags", {})
+                rows.extend({**tags, **dict(zip(cols, v, strict=True))} for v in series["values"])
+        return rows
+
+    async def glucose_series(
+        self, patient_id: str, since: datetime, until: datetime | None = None
+    ) -> list[StoredReading]:
+        where = f"patient = {_quote(patient_id)} AND time >= {_ns(since)}"
+        if until is not None:
+            where += f" AND time < {_ns(until)}"
+        rows = await self.query(
+            f"SELECT * FROM {GLUCOSE} WHERE {where} AND mg_dl > 0 ORDER BY time"
+        )
+        return [_reading(r) for r in rows]
+
+    async def count(self) -> int:
+        total = 0
+        for meas in (GLUCOSE, INSULIN):
+            rows = await self.query(f"SELECT count(value) FROM {meas}")
+            total += sum(int(r.get("count", 0)) for r in rows)
+        return total
+
+
+def _ns(dt: datetime) -> str:
+    return str(int(dt.astimezone(UTC).timestamp() * 1_000_000) * 1000)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _reading(row: dict[str, Any]) -> StoredReading:
+    ns = int(row["time"])
+    return StoredReading(
+        key=row.get("key") or "",
+        patient_id=row["patient"],
+        hub_id=row.get("hub") or "",
+        serial=row["device"],
+        device_kind=row.get("device_kind") or "",
+        kind=row["kind"],
+        time=datetime.fromtimestamp(ns // 1000 / 1_000_000, UTC),
+        device_time=datetime.fromisoformat(row["device_time"]),
+        clock_offset_s=float(row.get("clock_offset_s") or 0.0),
+        value=float(row["value"]),
+        unit=row.get("unit") or "",
+        mg_dl=float(row["mg_dl"]) if row.get("mg_dl") is not None else None,
+        flags=tuple(f for f in (row.get("flags") or "").split(",") if f),
+        status=tuple(s for s in (row.get("status") or "").split(",") if s),
+        details=json.loads(row["details"]) if row.get("details") else {},
+        raw=row.get("raw") or "",
+        batch_id=row.get("batch") or "",
+    )
+
+
+__all__ = ["Influx1Store", "line"]

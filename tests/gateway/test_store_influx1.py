@@ -1,0 +1,81 @@
+"""The InfluxDB 1.x sink against a real influxd: idempotent points, isolated rejects."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from gateway.contract.urls import StoreUrl
+from gateway.store.base import StoredReading
+from gateway.store.influx1 import Influx1Store
+from gateway.store.lineprotocol import line
+from tests.harness import InfluxDB1Server
+
+T0 = datetime(2026, 11, 28, 8, 0, 0, 123456, tzinfo=UTC)
+
+
+def reading(i: int, mg: float = 100.0, patient: str = "P-1") -> StoredReading:
+    return StoredReading(
+        key=f"{i:032x}",
+        patient_id=patient,
+        hub_id="hub-1",
+        serial="CGM 1,x=y",  # needs tag escaping
+        device_kind="cgm",
+        kind="cgm",
+        time=T0 + timedelta(minutes=5 * i),
+        device_time=(T0 + timedelta(minutes=5 * i)).replace(tzinfo=None),
+        clock_offset_s=0.0,
+        value=mg,
+        unit="mg/dL",
+        mg_dl=mg,
+        status=("calibration_recommended",),
+        details={"note": 'quote " and \\ backslash'},
+    )
+
+
+@pytest.fixture
+async def store(influx_db: str) -> AsyncIterator[Influx1Store]:
+    s = Influx1Store(StoreUrl.parse(influx_db))
+    await s.open()
+    yield s
+    await s.close()
+
+
+def test_line_protocol_escapes_and_keeps_microseconds() -> None:
+    text = line(reading(0))
+    assert text.startswith("glucose,device=CGM\\ 1\\,x\\=y,kind=cgm,patient=P-1 value=100.0,")
+    assert 'details="{\\"note\\": \\"quote \\\\\\" and \\\\\\\\ backslash\\"}"' in text
+    assert text.endswith(" 1795852800123456000")
+
+
+async def test_same_reading_twice_is_one_point(store: Influx1Store) -> None:
+    batch = [reading(i, 100.0 + i) for i in range(10)]
+    assert (await store.write(batch)).written == 10
+    assert (await store.write(batch[:5])).written == 5
+    assert await store.count() == 10
+    series = await store.glucose_series("P-1", T0 - timedelta(hours=1))
+    assert [r.mg_dl for r in series] == [100.0 + i for i in range(10)]
+    assert series[0] == batch[0]
+
+
+async def test_a_rejected_point_does_not_take_its_neighbours(
+    store: Influx1Store, influxdb: InfluxDB1Server
+) -> None:
+    # Another writer made "flags" a float field; our string "flags" now conflicts.
+    resp = httpx.post(
+        f"{influxdb.http_url}/write",
+        params={"db": store.database},
+        content=b"glucose,device=OTHER,kind=cgm,patient=P-9 value=1.0,flags=1.0 1795852800000000000",
+    )
+    assert resp.status_code == 204
+    good = [reading(i) for i in range(1, 8)]
+    bad = replace(reading(99), flags=("out_of_range",))
+    result = await store.write([*good[:3], bad, *good[3:]])
+    assert result.written == 7
+    assert [r.key for r, _ in result.rejected] == [bad.key]
+    assert "conflict" in result.rejected[0][1]
+    assert await store.count() == 8
