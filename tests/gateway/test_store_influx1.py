@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 
 from gateway.contract.urls import StoreUrl
@@ -66,7 +65,7 @@ async def test_a_rejected_point_does_not_take_its_neighbours(
     store: Influx1Store, influxdb: InfluxDB1Server
 ) -> None:
     # Another writer made "flags" a float field; our string "flags" now conflicts.
-    resp = httpx.post(
+    resp = await store.http.post(
         f"{influxdb.http_url}/write",
         params={"db": store.database},
         content=b"glucose,device=OTHER,kind=cgm,patient=P-9 value=1.0,flags=1.0 1795852800000000000",
