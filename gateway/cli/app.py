@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from gateway import __version__
+from gateway.cli.admin import quarantine_app, registry_app
 from gateway.cli.config import fail, load_settings
 
 app = typer.Typer(
@@ -28,6 +29,8 @@ app = typer.Typer(
 )
 edge_app = typer.Typer(help="The home-hub agent.", no_args_is_help=True)
 app.add_typer(edge_app, name="edge")
+app.add_typer(registry_app, name="registry")
+app.add_typer(quarantine_app, name="quarantine")
 console = Console()
 
 ConfigOpt = Annotated[

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from gateway.contract.v1 import topic_readings
 from gateway.ingest.mqtt_session import Delivery, MqttReceiver, ReceiverConfig
-from gateway.ingest.pipeline import Outcome, PipelineConfig, normalise, process, reading_from_parked
+from gateway.ingest.pipeline import Outcome, PipelineConfig, Reason, process
+from gateway.ingest.relink import relink_parked
 from gateway.registry.service import QuarantineEntry, Registry
 from gateway.store.base import ReadingStore, StoredReading
 
@@ -190,26 +191,16 @@ class Ingester:
 
     async def relink(self) -> int:
         """Write parked readings whose device now has an assignment; returns how many."""
-        linked: list[StoredReading] = []
-        for p in await self.registry.parked():
-            patient = self.registry.link(p.serial, p.time)
-            if patient is not None:
-                linked.append(normalise(reading_from_parked(p), patient, p.hub_id, "relink"))
-        if linked:
-            result = await self.store.write(linked)
-            await self.registry.unpark([r.key for r in linked])
-            self.stats.relinked += len(linked)
-            self.stats.stored += result.written
-            self.stats.duplicates += result.duplicates
-            for queue in self.listeners:
-                queue.put_nowait(linked)
-        return len(linked)
+        linked, _left = await relink_parked(self.registry, self.store)
+        self.stats.relinked += linked
+        self.stats.stored += linked
+        return linked
 
 
 def _rejected(r: StoredReading, why: str) -> QuarantineEntry:
     payload = json.dumps({"key": r.key, "serial": r.serial, "value": r.value, "unit": r.unit})
     return QuarantineEntry(
-        "store_rejected",
+        Reason.STORE_REJECTED.value,
         why,
         topic_readings(r.hub_id),
         payload.encode(),
