@@ -122,6 +122,7 @@ def ingest(
     shared_group: Annotated[
         str | None, typer.Option(help="MQTT v5 shared subscription group")
     ] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="serve Prometheus /metrics here")] = None,
     log_level: LogOpt = "INFO",
 ) -> None:
     """Run the ingester: MQTT -> validate -> normalise -> link -> store, ack after write."""
@@ -136,6 +137,7 @@ def ingest(
         registry=registry,
         client_id=client_id,
         shared_group=shared_group,
+        metrics_port=metrics_port,
     )
     setup_logging(log_level)
     from gateway.ingest.run import run_ingester

@@ -12,8 +12,10 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from gateway.contract.v1 import topic_readings
+from gateway.ingest.metrics import IngestMetrics
 from gateway.ingest.mqtt_session import Delivery, MqttReceiver, ReceiverConfig
 from gateway.ingest.pipeline import Outcome, PipelineConfig, Reason, process
 from gateway.ingest.relink import relink_parked
@@ -59,13 +61,15 @@ class Ingester:
         receiver: ReceiverConfig,
         store: ReadingStore,
         registry: Registry,
-        config: IngestConfig = IngestConfig(),
+        config: IngestConfig | None = None,
+        metrics: IngestMetrics | None = None,
     ) -> None:
-        self.config = config
+        self.config = config or IngestConfig()
         self.store = store
         self.registry = registry
         self.stats = IngestStats()
-        self.receiver = MqttReceiver(receiver, self._on_delivery)
+        self.metrics = metrics or IngestMetrics()
+        self.receiver = MqttReceiver(receiver, self._on_delivery, self._on_connection)
         self._pending: list[Delivery] = []
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -76,7 +80,15 @@ class Ingester:
         topic = topic_readings("+")
         return [f"$share/{shared_group}/{topic}" if shared_group else topic]
 
+    def _on_connection(self, up: bool) -> None:
+        self.metrics.connected.set(1 if up else 0)
+        if not up:
+            # Unacked deliveries of the closed connection will be redelivered.
+            self.metrics.in_flight.set(0)
+
     def _on_delivery(self, delivery: Delivery) -> None:
+        self.metrics.messages.inc()
+        self.metrics.in_flight.inc()
         self._pending.append(delivery)
         if len(self._pending) >= self.config.max_batch_messages or len(self._pending) == 1:
             self._wake.set()
@@ -142,6 +154,10 @@ class Ingester:
         self.stats.messages += len(batch)
         self.stats.readings_in += outcome.readings_in
         self.stats.batches += 1
+        m = self.metrics
+        m.in_flight.set(max(0, self.receiver.unacked))
+        m.batch_messages.observe(len(batch))
+        m.readings.inc(outcome.readings_in)
 
     async def _write_durably(self, outcome: Outcome) -> None:
         delay = self.config.backoff_initial_s
@@ -163,6 +179,7 @@ class Ingester:
                 break
             except Exception as err:  # any sink failure: keep the batch, do not ack
                 self.stats.store_errors += 1
+                self.metrics.store_errors.inc()
                 if not failing:
                     log.error("write failed, holding acknowledgements: %s", err)
                     failing = True
@@ -173,8 +190,17 @@ class Ingester:
         self.stats.stored += result.written
         self.stats.duplicates += result.duplicates
         self.stats.parked += len(outcome.parked)
+        m = self.metrics
+        m.write_seconds.observe(self.stats.last_write_s)
+        m.stored.inc(result.written)
+        m.duplicates.inc(result.duplicates)
+        m.parked.inc(len(outcome.parked))
+        now = datetime.now(UTC)
+        for r in outcome.stored:
+            m.lag.observe(max(0.0, (now - r.time).total_seconds()))
         for q in outcome.quarantined:
             self.stats.quarantined[q.reason] += 1
+            m.quarantined.labels(q.reason).inc()
             log.warning("quarantined (%s): %s", q.reason, q.detail)
         if outcome.stored:
             for queue in self.listeners:
@@ -193,6 +219,7 @@ class Ingester:
         """Write parked readings whose device now has an assignment; returns how many."""
         linked, _left = await relink_parked(self.registry, self.store)
         self.stats.relinked += linked
+        self.metrics.relinked.inc(linked)
         self.stats.stored += linked
         return linked
 

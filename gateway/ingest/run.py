@@ -7,6 +7,8 @@ import contextlib
 import logging
 import signal
 
+from prometheus_client import start_http_server
+
 from gateway.ingest.ingester import IngestConfig, Ingester
 from gateway.ingest.mqtt_session import ReceiverConfig
 from gateway.ingest.pipeline import PipelineConfig
@@ -44,6 +46,10 @@ async def run_ingester(s: IngestSettings) -> None:
             pipeline=PipelineConfig(max_payload_bytes=s.max_payload_bytes),
         ),
     )
+    if s.metrics_port:
+        # prometheus-client serves from its own thread; nothing blocks the loop.
+        start_http_server(s.metrics_port, addr="0.0.0.0", registry=ingester.metrics.registry)
+        log.info("metrics on :%d/metrics", s.metrics_port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):

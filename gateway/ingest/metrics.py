@@ -1,0 +1,62 @@
+"""Prometheus metrics of the ingester (prometheus-client), one registry per ingester."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LAG_BUCKETS = (
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    900,
+    3600,
+    6 * 3600,
+    86400,
+    7 * 86400,
+)
+
+
+class IngestMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages = Counter("diatabase_messages_received", "MQTT messages received", registry=r)
+        self.readings = Counter(
+            "diatabase_readings_received", "readings in valid envelopes", registry=r
+        )
+        self.stored = Counter(
+            "diatabase_readings_stored", "readings written to the store", registry=r
+        )
+        self.duplicates = Counter(
+            "diatabase_readings_duplicate", "readings already stored (same key)", registry=r
+        )
+        self.quarantined = Counter(
+            "diatabase_quarantined", "messages or readings quarantined", ["reason"], registry=r
+        )
+        self.parked = Counter("diatabase_readings_parked", "readings without a patient", registry=r)
+        self.relinked = Counter("diatabase_readings_relinked", "parked readings linked", registry=r)
+        self.store_errors = Counter("diatabase_store_errors", "failed write attempts", registry=r)
+        self.write_seconds = Histogram(
+            "diatabase_write_seconds", "durable write time per batch", registry=r
+        )
+        self.batch_messages = Histogram(
+            "diatabase_batch_messages",
+            "messages per batch",
+            buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000),
+            registry=r,
+        )
+        self.in_flight = Gauge("diatabase_inflight_messages", "received, not yet acked", registry=r)
+        self.lag = Histogram(
+            "diatabase_lag_seconds", "reading time to stored time", buckets=LAG_BUCKETS, registry=r
+        )
+        self.connected = Gauge(
+            "diatabase_mqtt_connected", "1 when connected to the broker", registry=r
+        )
