@@ -363,7 +363,8 @@ class Registry:
 
     # -- parked readings ------------------------------------------------------------------
     async def park(self, readings: Iterable[ParkedReading]) -> None:
-        rows = list(readings)
+        # The same reading may arrive twice in one batch (redelivery): one row per key.
+        rows = list({r.key: r for r in readings}.values())
         if not rows:
             return
         now = datetime.now(UTC)
