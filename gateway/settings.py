@@ -32,9 +32,10 @@ class IngestSettings(BaseSettings):
     @field_validator("store")
     @classmethod
     def _store_kind(cls, v: StoreUrl) -> StoreUrl:
-        if v.scheme not in {"sqlite", "influxdb"}:
+        if v.scheme not in {"sqlite", "influxdb", "influxdb2"}:
             raise ValueError(
-                f"store must be sqlite:///path.db or influxdb://host:port/db, got {v.raw!r}"
+                "store must be sqlite:///path.db, influxdb://host:port/db or "
+                f"influxdb2://host:port?org=O&bucket=B, got {v.raw!r}"
             )
         return v
 

@@ -76,6 +76,10 @@ def open_store(url: StoreUrl) -> ReadingStore:
         from gateway.store.influx1 import Influx1Store
 
         return Influx1Store(url)
+    if url.scheme == "influxdb2":
+        from gateway.store.influx2 import Influx2Store
+
+        return Influx2Store(url)
     raise StoreError(
-        f"store URL scheme {url.scheme!r} is not supported yet (use sqlite:///path.db or influxdb://host:port/db)"
+        f"store URL scheme {url.scheme!r} is not supported yet (use sqlite:///, influxdb:// or influxdb2://)"
     )
