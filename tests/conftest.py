@@ -9,10 +9,10 @@ Tests that use a server fixture get its marker automatically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +27,7 @@ try:  # tests/ on sys.path (pytest's default rootdir-conftest import)
         ServerProcess,
         VictoriaMetricsServer,
     )
+    from harness.postgres import postgres_bindir
 except ModuleNotFoundError:  # tests/ became a package
     from tests.harness import (  # type: ignore[no-redef]
         HarnessError,
@@ -37,6 +38,7 @@ except ModuleNotFoundError:  # tests/ became a package
         ServerProcess,
         VictoriaMetricsServer,
     )
+    from tests.harness.postgres import postgres_bindir  # type: ignore[no-redef]
 
 # fixture name -> marker added to every test that uses it
 FIXTURE_MARKERS = {
@@ -68,12 +70,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     found = []
-    for program in ("mosquitto", "influxd", "postgres", "chromium", "victoria-metrics"):
+    for program in ("mosquitto", "influxd", "chromium", "victoria-metrics"):
         path = shutil.which(program, path=os.environ.get("PATH", "") + ":/usr/sbin")
-        if program == "postgres" and path is None:
-            candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
-            path = str(candidates[-1]) if candidates else None
         found.append(f"{program}={path or 'MISSING'}")
+    try:
+        found.append(f"postgres={postgres_bindir() / 'postgres'}")
+    except MissingBinaryError:
+        found.append("postgres=MISSING")
     return ["harness servers: " + ", ".join(found)]
 
 
@@ -181,10 +184,8 @@ def influx_db(request: pytest.FixtureRequest, influxdb: InfluxDB1Server) -> Iter
     name = influxdb.new_database()
     yield influxdb.url_for(name)
     if influxdb.running:
-        try:
+        with contextlib.suppress(HarnessError):
             influxdb.drop_database(name)
-        except HarnessError:
-            pass
 
 
 @pytest.fixture

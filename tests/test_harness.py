@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import asyncpg
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -15,7 +16,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 try:
-    from harness import DEFAULT_QUEUE_LIMITS, InfluxDB1Server, MosquittoServer, PostgresServer
+    from harness import (
+        DEFAULT_QUEUE_LIMITS,
+        InfluxDB1Server,
+        MosquittoServer,
+        PostgresServer,
+        VictoriaMetricsServer,
+    )
     from harness.base import MissingBinaryError, find_program
 except ModuleNotFoundError:  # tests/ became a package
     from tests.harness import (  # type: ignore[no-redef]
@@ -23,6 +30,7 @@ except ModuleNotFoundError:  # tests/ became a package
         InfluxDB1Server,
         MosquittoServer,
         PostgresServer,
+        VictoriaMetricsServer,
     )
     from tests.harness.base import MissingBinaryError, find_program  # type: ignore[no-redef]
 
@@ -330,3 +338,11 @@ def test_postgres_kill_and_restart_keeps_data(
 def test_missing_program_names_the_debian_package() -> None:
     with pytest.raises(MissingBinaryError, match="sudo apt-get install some-package"):
         find_program("no-such-program-diatabase", "some-package")
+
+
+def test_victoria_metrics_optional(victoria_metrics: VictoriaMetricsServer) -> None:
+    """Skips where the Debian package victoria-metrics is not installed."""
+    response = httpx.post(f"{victoria_metrics.url}/write", content=b"glucose,device=SN1 mg_dl=100")
+    assert response.status_code == 204
+    series = victoria_metrics.wait_for_series("glucose_mg_dl")
+    assert series[0]["metric"]["device"] == "SN1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -86,7 +87,7 @@ class PostgresServer(ServerProcess):
     def _as_user(self, argv: list[str]) -> list[str]:
         if self.run_as is None:
             return argv
-        name, uid, gid = self.run_as
+        _name, uid, gid = self.run_as
         setpriv = find_program("setpriv", "util-linux")
         # setpriv execs (no extra process in between), so signals reach postgres
         return [setpriv, f"--reuid={uid}", f"--regid={gid}", "--init-groups", "--", *argv]
@@ -201,10 +202,8 @@ class PgWire:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.sendall(b"X\x00\x00\x00\x04")
-        except OSError:
-            pass
         self.sock.close()
 
     def _read(self, n: int) -> bytes:
