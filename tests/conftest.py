@@ -12,33 +12,29 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-try:  # tests/ on sys.path (pytest's default rootdir-conftest import)
-    from harness import (
-        HarnessError,
-        InfluxDB1Server,
-        MissingBinaryError,
-        MosquittoServer,
-        PostgresServer,
-        ServerProcess,
-        VictoriaMetricsServer,
-    )
-    from harness.postgres import postgres_bindir
-except ModuleNotFoundError:  # tests/ became a package
-    from tests.harness import (  # type: ignore[no-redef]
-        HarnessError,
-        InfluxDB1Server,
-        MissingBinaryError,
-        MosquittoServer,
-        PostgresServer,
-        ServerProcess,
-        VictoriaMetricsServer,
-    )
-    from tests.harness.postgres import postgres_bindir  # type: ignore[no-redef]
+# Tests and benchmarks import the harness as ``tests.harness`` (from the repo
+# root); make that work however pytest was started, so there is one copy of it.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from tests.harness import (  # noqa: E402
+    HarnessError,
+    InfluxDB1Server,
+    MissingBinaryError,
+    MosquittoServer,
+    PostgresServer,
+    ServerProcess,
+    VictoriaMetricsServer,
+)
+from tests.harness.postgres import postgres_bindir  # noqa: E402
 
 # fixture name -> marker added to every test that uses it
 FIXTURE_MARKERS = {

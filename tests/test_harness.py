@@ -15,24 +15,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-try:
-    from harness import (
-        DEFAULT_QUEUE_LIMITS,
-        InfluxDB1Server,
-        MosquittoServer,
-        PostgresServer,
-        VictoriaMetricsServer,
-    )
-    from harness.base import MissingBinaryError, find_program
-except ModuleNotFoundError:  # tests/ became a package
-    from tests.harness import (  # type: ignore[no-redef]
-        DEFAULT_QUEUE_LIMITS,
-        InfluxDB1Server,
-        MosquittoServer,
-        PostgresServer,
-        VictoriaMetricsServer,
-    )
-    from tests.harness.base import MissingBinaryError, find_program  # type: ignore[no-redef]
+from tests.harness import (
+    DEFAULT_QUEUE_LIMITS,
+    InfluxDB1Server,
+    MosquittoServer,
+    PostgresServer,
+    VictoriaMetricsServer,
+)
+from tests.harness.base import MissingBinaryError, find_program
 
 DEADLINE = 60.0  # seconds; every wait below is bounded by it
 SYSTEM_PORTS = {1883, 5432, 8086, 8088}

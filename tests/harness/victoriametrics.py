@@ -43,6 +43,8 @@ class VictoriaMetricsServer(ServerProcess):
             "-loggerLevel=WARN",
             # answer queries with samples up to now, not up to now-30s
             "-search.latencyOffset=0s",
+            # tests query right after writing: no cached (empty) answers
+            "-search.disableCache",
         ]
 
     def _ready(self) -> bool:
@@ -62,6 +64,7 @@ class VictoriaMetricsServer(ServerProcess):
         found: list[dict[str, Any]] = []
 
         def probe() -> bool:
+            self.flush()
             found[:] = self.query(promql)["data"]["result"]
             return bool(found)
 
