@@ -202,6 +202,8 @@ class Ingester:
             self.stats.quarantined[q.reason] += 1
             m.quarantined.labels(q.reason).inc()
             log.warning("quarantined (%s): %s", q.reason, q.detail)
+            # Operators see rejects live; the durable copy is the registry row.
+            self.receiver.publish(QUARANTINE_TOPIC, _notice(q), qos=1)
         if outcome.stored:
             for queue in self.listeners:
                 queue.put_nowait(outcome.stored)
@@ -222,6 +224,23 @@ class Ingester:
         self.metrics.relinked.inc(linked)
         self.stats.stored += linked
         return linked
+
+
+QUARANTINE_TOPIC = "diatabase/v1/quarantine"
+
+
+def _notice(q: QuarantineEntry) -> bytes:
+    return json.dumps(
+        {
+            "reason": q.reason,
+            "detail": q.detail,
+            "topic": q.topic,
+            "hub_id": q.hub_id,
+            "reading_key": q.reading_key,
+            "payload_size": len(q.payload),
+            "received_at": datetime.now(UTC).isoformat(),
+        }
+    ).encode()
 
 
 def _rejected(r: StoredReading, why: str) -> QuarantineEntry:

@@ -111,6 +111,13 @@ class MqttReceiver:
         self.unacked -= 1
         return True
 
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> bool:
+        """Fire-and-forget publish on the ingest connection; False when disconnected."""
+        if self._client is None or not self.connected:
+            return False
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        return info.rc == paho.MQTT_ERR_SUCCESS
+
     async def close(self) -> None:
         if self._client is not None and self.connected:
             self._client.disconnect()
