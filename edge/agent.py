@@ -17,6 +17,7 @@ from edge.device_task import DeviceTask
 from edge.outbox import Outbox
 from edge.publisher import Publisher, PublisherConfig
 from edge.settings import DeviceConfig, EdgeSettings
+from edge.watchdog import Systemd
 from gateway import __version__
 from gateway.contract.v1 import DeviceStatus, HubStatus
 
@@ -79,12 +80,15 @@ class EdgeAgent:
         return task
 
     async def run(self) -> None:
+        systemd = Systemd()
         async with self.outbox:
             for dev in self.settings.devices:
                 if dev.address and not any(t.address == dev.address for t in self.tasks):
                     self.add_device(dev, dev.address)
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self.publisher.run(), name="publisher")
+                tg.create_task(systemd.watchdog(), name="watchdog")
+                systemd.ready(f"{len(self.tasks)} devices, outbox {self.outbox.depth}")
                 for task in self.tasks:
                     tg.create_task(task.run(), name=f"device {task.address}")
 
