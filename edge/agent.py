@@ -81,16 +81,19 @@ class EdgeAgent:
 
     async def run(self) -> None:
         systemd = Systemd()
-        async with self.outbox:
-            for dev in self.settings.devices:
-                if dev.address and not any(t.address == dev.address for t in self.tasks):
-                    self.add_device(dev, dev.address)
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.publisher.run(), name="publisher")
-                tg.create_task(systemd.watchdog(), name="watchdog")
-                systemd.ready(f"{len(self.tasks)} devices, outbox {self.outbox.depth}")
-                for task in self.tasks:
-                    tg.create_task(task.run(), name=f"device {task.address}")
+        try:
+            async with self.outbox:
+                for dev in self.settings.devices:
+                    if dev.address and not any(t.address == dev.address for t in self.tasks):
+                        self.add_device(dev, dev.address)
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.publisher.run(), name="publisher")
+                    tg.create_task(systemd.watchdog(), name="watchdog")
+                    systemd.ready(f"{len(self.tasks)} devices, outbox {self.outbox.depth}")
+                    for task in self.tasks:
+                        tg.create_task(task.run(), name=f"device {task.address}")
+        finally:
+            systemd.close()
 
     async def status(self) -> HubStatus:
         devices = []

@@ -24,6 +24,11 @@ class Systemd:
         if self._n is not None:
             self._n.notify(state)
 
+    def close(self) -> None:
+        if self._n is not None:
+            self._n.socket.close()
+            self._n = None
+
     def ready(self, status: str = "running") -> None:
         self.notify(f"READY=1\nSTATUS={status}")
 

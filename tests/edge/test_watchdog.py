@@ -27,6 +27,7 @@ async def test_ready_and_watchdog_pings(tmp_path: Path, monkeypatch: pytest.Monk
         pings = [await asyncio.wait_for(loop.sock_recv(sock, 1024), 5) for _ in range(3)]
     finally:
         task.cancel()
+        sd.close()
         sock.close()
     assert first == b"READY=1\nSTATUS=ok"
     assert pings == [b"WATCHDOG=1"] * 3
