@@ -175,6 +175,7 @@ class ServerProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._prepared = False
         self._closed = False
+        self._final_log = ""
 
     # -- to implement -----------------------------------------------------
     def _prepare(self) -> None:
@@ -302,6 +303,8 @@ class ServerProcess:
             with _LIVE_LOCK:
                 _LIVE.discard(self)
             if self._own_workdir:
+                # keep the log for failure reports made after teardown
+                self._final_log = self.log_text()
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Self:
@@ -324,7 +327,7 @@ class ServerProcess:
         try:
             return self.log_path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
-            return ""
+            return self._final_log
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
