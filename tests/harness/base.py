@@ -308,7 +308,11 @@ class ServerProcess:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> Self:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.close()  # the error already carries the log
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.close()
