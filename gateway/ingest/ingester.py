@@ -18,7 +18,7 @@ from gateway.contract.v1 import topic_readings
 from gateway.ingest.metrics import IngestMetrics
 from gateway.ingest.mqtt_session import Delivery, MqttReceiver, ReceiverConfig
 from gateway.ingest.pipeline import Outcome, PipelineConfig, Reason, process
-from gateway.ingest.relink import relink_parked
+from gateway.ingest.relink import relink_parked, replay_quarantined
 from gateway.registry.service import QuarantineEntry, Registry
 from gateway.store.base import ReadingStore, StoredReading
 
@@ -140,7 +140,13 @@ class Ingester:
         await self.registry.refresh()
         outcome = Outcome()
         for d in batch:
-            o = process(d.topic, d.payload, link=self.registry.link, config=self.config.pipeline)
+            o = process(
+                d.topic,
+                d.payload,
+                link=self.registry.link,
+                hub_of=self.registry.hub_of,
+                config=self.config.pipeline,
+            )
             outcome.stored += o.stored
             outcome.parked += o.parked
             outcome.quarantined += o.quarantined
@@ -209,10 +215,13 @@ class Ingester:
                 queue.put_nowait(outcome.stored)
 
     async def _relink_loop(self) -> None:
+        done_at = -1
         while True:
             await asyncio.sleep(self.config.relink_interval_s)
             try:
-                if await self.registry.refresh():
+                await self.registry.refresh()
+                if self.registry.version != done_at:
+                    done_at = self.registry.version
                     await self.relink()
             except Exception as err:
                 log.warning("relink failed: %s", err)
@@ -220,6 +229,10 @@ class Ingester:
     async def relink(self) -> int:
         """Write parked readings whose device now has an assignment; returns how many."""
         linked, _left = await relink_parked(self.registry, self.store)
+        # Readings of devices registered since they arrived go through the pipeline again.
+        for row in await self.registry.quarantine_pending(Reason.UNKNOWN_DEVICE.value):
+            if self.registry.hub_of(row.device_serial or "") is not False:
+                await replay_quarantined(self.registry, self.store, row.id)
         self.stats.relinked += linked
         self.metrics.relinked.inc(linked)
         self.stats.stored += linked

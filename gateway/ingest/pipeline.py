@@ -16,12 +16,13 @@ from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
-from drivers.units import to_mg_dl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from drivers.units import to_mg_dl
 from gateway.contract.v1 import (
     MAX_READINGS_PER_BATCH,
+    SCHEMA_ID,
     HubId,
     Reading,
     UtcDateTime,
@@ -46,6 +47,8 @@ class Reason(StrEnum):
     FUTURE_TIME = "future_time"
     SPECIAL_VALUE = "special_value"
     STORE_REJECTED = "store_rejected"
+    UNKNOWN_DEVICE = "unknown_device"
+    DEVICE_HUB_MISMATCH = "device_hub_mismatch"
 
 
 class Flag(StrEnum):
@@ -61,6 +64,8 @@ class Outcome:
 
 
 LinkFn = Callable[[str, datetime], str | None]
+# serial -> the hub it is registered to; None: registered to no hub; False: not registered.
+HubOfFn = Callable[[str], str | Literal[False] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,12 @@ def _envelope_errors(err: ValidationError) -> str:
 
 
 def process(
-    topic: str, payload: bytes, *, link: LinkFn, config: PipelineConfig = PipelineConfig()
+    topic: str,
+    payload: bytes,
+    *,
+    link: LinkFn,
+    hub_of: HubOfFn,
+    config: PipelineConfig = PipelineConfig(),
 ) -> Outcome:
     out = Outcome()
     topic_hub = hub_id_from_topic(topic)
@@ -107,7 +117,7 @@ def process(
     assert isinstance(raw_readings, list)
     out.readings_in = len(raw_readings)
     for item in raw_readings:
-        _reading(item, head, topic, out, link)
+        _reading(item, head, topic, out, link, hub_of)
     return out
 
 
@@ -122,8 +132,11 @@ def _validate_envelope(envelope: dict[str, Any]) -> _Head:
     return _Head(batch.hub_id, batch.sent_at, str(batch.batch_id))
 
 
-def _reading(item: Any, head: _Head, topic: str, out: Outcome, link: LinkFn) -> None:
-    raw = json.dumps(item, separators=(",", ":"), default=str).encode()
+def _reading(
+    item: Any, head: _Head, topic: str, out: Outcome, link: LinkFn, hub_of: HubOfFn
+) -> None:
+    # A rejected reading is kept as a one-reading batch, so a replay runs the whole pipeline.
+    raw = _one(head, item)
     try:
         r = Reading.model_validate(item)
     except ValidationError as err:
@@ -133,6 +146,26 @@ def _reading(item: Any, head: _Head, topic: str, out: Outcome, link: LinkFn) -> 
         out.quarantined.append(
             QuarantineEntry(
                 Reason.INVALID_READING.value, _envelope_errors(err), topic, raw, head.hub_id, key
+            )
+        )
+        return
+    registered = hub_of(r.device.serial)
+    if registered is False or (registered is not None and registered != head.hub_id):
+        reason = Reason.UNKNOWN_DEVICE if registered is False else Reason.DEVICE_HUB_MISMATCH
+        detail = (
+            f"device {r.device.serial} is not registered"
+            if registered is False
+            else f"device {r.device.serial} belongs to hub {registered}, not {head.hub_id}"
+        )
+        out.quarantined.append(
+            QuarantineEntry(
+                reason.value,
+                detail,
+                topic,
+                raw,
+                head.hub_id,
+                r.key,
+                device_serial=r.device.serial,
             )
         )
         return
@@ -168,6 +201,21 @@ def _reading(item: Any, head: _Head, topic: str, out: Outcome, link: LinkFn) -> 
         )
         return
     out.stored.append(normalise(r, patient, head.hub_id, head.batch_id))
+
+
+def _one(head: _Head, item: Any) -> bytes:
+    """A single-reading batch: replaying it later goes through the whole pipeline."""
+    return json.dumps(
+        {
+            "schema": SCHEMA_ID,
+            "hub_id": head.hub_id,
+            "sent_at": head.sent_at.isoformat(),
+            "batch_id": head.batch_id,
+            "readings": [item],
+        },
+        separators=(",", ":"),
+        default=str,
+    ).encode()
 
 
 def normalise(r: Reading, patient_id: str, hub_id: str, batch_id: str) -> StoredReading:

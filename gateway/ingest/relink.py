@@ -38,7 +38,7 @@ async def replay_quarantined(
     if row is None:
         return None
     await registry.refresh(force=True)
-    out = process(row.topic, row.payload, link=registry.link)
+    out = process(row.topic, row.payload, link=registry.link, hub_of=registry.hub_of)
     await store.write(out.stored)
     await registry.park(out.parked)
     await registry.quarantine(out.quarantined)

@@ -75,6 +75,7 @@ class QuarantineRow(Base):
     topic: Mapped[str] = mapped_column(String(256))
     hub_id: Mapped[str | None] = mapped_column(String(64), default=None)
     reading_key: Mapped[str | None] = mapped_column(String(32), default=None)
+    device_serial: Mapped[str | None] = mapped_column(String(64), default=None)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     payload_size: Mapped[int] = mapped_column(Integer)
     replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.ext.asyncio import (
@@ -76,6 +76,7 @@ class QuarantineEntry:
     payload: bytes
     hub_id: str | None = None
     reading_key: str | None = None
+    device_serial: str | None = None
     received_at: datetime | None = None
 
 
@@ -110,6 +111,7 @@ class Registry:
         self._session: async_sessionmaker[AsyncSession] | None = None
         self._by_serial: dict[str, list[Assignment]] = {}
         self._starts: dict[str, list[datetime]] = {}
+        self._hub_of: dict[str, str | None] = {}
         self._audit_seen = -1
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -291,8 +293,19 @@ class Registry:
             by_serial.setdefault(a.serial, []).append(a)
         self._by_serial = by_serial
         self._starts = {k: [a.valid_from for a in v] for k, v in by_serial.items()}
+        async with self.session() as s:
+            self._hub_of = {d.serial: d.hub_id for d in (await s.scalars(select(Device))).all()}
         self._audit_seen = latest
         return True
+
+    @property
+    def version(self) -> int:
+        """Grows with every registry change (the latest audit row id seen)."""
+        return self._audit_seen
+
+    def hub_of(self, serial: str) -> str | Literal[False] | None:
+        """The hub a device is registered to (None: registered to no hub; False: unknown)."""
+        return self._hub_of.get(serial, False)
 
     def link(self, serial: str, at: datetime) -> str | None:
         """The patient wearing ``serial`` at ``at`` (UTC), from the cache."""
@@ -303,11 +316,6 @@ class Registry:
         if i >= 0 and spans[i].covers(at):
             return spans[i].patient_id
         return None
-
-    async def device_hub(self, serial: str) -> str | None:
-        async with self.session() as s:
-            dev = await s.get(Device, serial)
-            return dev.hub_id if dev else None
 
     # -- quarantine -----------------------------------------------------------------------
     async def quarantine(
@@ -325,6 +333,7 @@ class Registry:
                     topic=e.topic[:256],
                     hub_id=e.hub_id,
                     reading_key=e.reading_key,
+                    device_serial=e.device_serial,
                     payload=e.payload[:max_payload],
                     payload_size=len(e.payload),
                 )
@@ -352,6 +361,17 @@ class Registry:
                 )
             ).all()
         return {r[0]: int(r[1]) for r in rows}
+
+    async def quarantine_pending(self, reason: str, limit: int = 10_000) -> list[QuarantineRow]:
+        """Entries with ``reason`` not yet replayed, oldest first."""
+        q = (
+            select(QuarantineRow)
+            .where(QuarantineRow.reason == reason, QuarantineRow.replayed_at.is_(None))
+            .order_by(QuarantineRow.id)
+            .limit(limit)
+        )
+        async with self.session() as s:
+            return list((await s.scalars(q)).all())
 
     async def mark_replayed(self, qid: int) -> None:
         async with self.session() as s, s.begin():

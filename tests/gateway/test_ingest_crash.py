@@ -42,6 +42,8 @@ def payloads(n: int, serials: list[str]) -> Iterator[bytes]:
 
 
 class IngestProcess:
+    """`diatabase ingest` as a child process; use as a context manager (always reaped)."""
+
     def __init__(self, tmp: Path, mqtt: str, store: str, registry: str) -> None:
         self.args = [
             sys.executable,
@@ -72,6 +74,15 @@ class IngestProcess:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(30)
+
+    def __enter__(self) -> IngestProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
 
 
 async def stored_count(url: str) -> int:
@@ -110,7 +121,13 @@ async def test_sigkill_mid_stream_loses_and_doubles_nothing(
     registry = f"sqlite:///{tmp_path}/registry.db"
     serials = [f"CGM{i}" for i in range(10)]
     await seed_registry(registry, serials)
-    ingest = IngestProcess(tmp_path, mosquitto.url, store, registry)
+    with IngestProcess(tmp_path, mosquitto.url, store, registry) as ingest:
+        await _kill_and_resume(ingest, mosquitto, store, serials)
+
+
+async def _kill_and_resume(
+    ingest: IngestProcess, mosquitto: MosquittoServer, store: str, serials: list[str]
+) -> None:
     ingest.start()
     n = 20_000
     publisher = asyncio.create_task(
@@ -135,7 +152,17 @@ async def test_influxdb_outage_holds_acks_and_loses_nothing(
     registry = f"sqlite:///{tmp_path}/registry.db"
     serials = ["CGM0", "CGM1"]
     await seed_registry(registry, serials)
-    ingest = IngestProcess(tmp_path, mosquitto.url, store, registry)
+    with IngestProcess(tmp_path, mosquitto.url, store, registry) as ingest:
+        await _outage(ingest, mosquitto, influx, store, serials)
+
+
+async def _outage(
+    ingest: IngestProcess,
+    mosquitto: MosquittoServer,
+    influx: InfluxDB1Server,
+    store: str,
+    serials: list[str],
+) -> None:
     ingest.start()
     first = await asyncio.to_thread(
         publish_many, mosquitto.url, topic_readings("hub-1"), payloads(1000, serials)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Literal
 
 import pytest
 
 from gateway.contract.v1 import topic_readings
-from gateway.ingest.pipeline import Reason, process
+from gateway.ingest.pipeline import Outcome, Reason
+from gateway.ingest.pipeline import process as run_pipeline
 from tests.factories import batch, bg_reading, cgm_reading
 
 TOPIC = topic_readings("hub-1")
@@ -16,6 +19,14 @@ TOPIC = topic_readings("hub-1")
 
 def link_all(serial: str, at: datetime) -> str | None:
     return {"CGM1": "P-1", "BG1": "P-2"}.get(serial)
+
+
+def hub_of(serial: str) -> str | Literal[False] | None:
+    return {"CGM1": "hub-1", "BG1": "hub-1", "NOBODY": "hub-1", "OTHER": "hub-2"}.get(serial, False)
+
+
+def process(topic: str, payload: bytes, *, link: Callable[..., str | None]) -> Outcome:
+    return run_pipeline(topic, payload, link=link, hub_of=hub_of)
 
 
 def test_valid_batch_is_normalised_and_linked() -> None:
@@ -53,7 +64,12 @@ def test_bad_messages_are_quarantined_with_reason(payload: bytes, reason: Reason
     out = process(TOPIC, payload, link=link_all)
     assert out.stored == []
     assert [q.reason for q in out.quarantined] == [reason.value]
-    assert out.quarantined[0].payload == payload
+    kept = out.quarantined[0].payload
+    if reason is Reason.INVALID_READING:
+        # Kept as a one-reading batch of the same hub, replayable as it is.
+        assert json.loads(kept)["readings"] == json.loads(payload)["readings"]
+    else:
+        assert kept == payload
 
 
 def test_one_bad_reading_does_not_sink_its_neighbours() -> None:
@@ -80,3 +96,25 @@ def test_unassigned_device_is_parked_not_dropped() -> None:
     out = process(TOPIC, batch("hub-1", [cgm_reading("NOBODY", 1, 100.0)]), link=link_all)
     assert out.stored == [] and out.quarantined == []
     assert [p.serial for p in out.parked] == ["NOBODY"]
+
+
+def test_devices_must_belong_to_the_publishing_hub() -> None:
+    payload = batch(
+        "hub-1",
+        [
+            cgm_reading("CGM1", 1, 100.0),
+            cgm_reading("OTHER", 1, 100.0),
+            cgm_reading("NEW", 1, 90.0),
+        ],
+    )
+    out = process(TOPIC, payload, link=link_all)
+    assert [r.serial for r in out.stored] == ["CGM1"]
+    assert [(q.reason, q.device_serial) for q in out.quarantined] == [
+        ("device_hub_mismatch", "OTHER"),
+        ("unknown_device", "NEW"),
+    ]
+    # The quarantined copy is a whole one-reading batch: it can be replayed as it is.
+    replay = run_pipeline(
+        TOPIC, out.quarantined[1].payload, link=link_all, hub_of=lambda s: "hub-1"
+    )
+    assert [p.serial for p in replay.parked] == ["NEW"]
