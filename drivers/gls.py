@@ -260,7 +260,7 @@ class Meal(IntEnum):
     BEDTIME = 5
 
 
-class Tester(IntEnum):
+class GlucoseTester(IntEnum):
     SELF = 1
     HEALTH_CARE_PROFESSIONAL = 2
     LAB_TEST = 3
@@ -301,7 +301,7 @@ class GlucoseContext:
     carbohydrate_id: CarbohydrateId | None = None
     carbohydrate_kg: SFloat | None = None
     meal: Meal | None = None
-    tester: Tester | None = None
+    tester: GlucoseTester | None = None
     health: Health | None = None
     exercise_duration_s: int | None = None
     exercise_intensity_pct: int | None = None
@@ -330,7 +330,7 @@ class GlucoseContext:
         if self.meal is not None:
             check_enum("meal", self.meal, Meal)
         if self.tester is not None:
-            check_enum("tester", self.tester, Tester)
+            check_enum("tester", self.tester, GlucoseTester)
             check_enum("health", self.health, Health)
         if self.exercise_duration_s is not None:
             check_range("exercise_duration_s", self.exercise_duration_s, 0, 0xFFFF)
@@ -386,7 +386,7 @@ class GlucoseContext:
         tester = health = None
         if flags & 0x04:  # Tester bits 0-3, Health bits 4-7 (XML nibble note)
             octet = r.u8("Tester-Health")
-            tester = r.enum(Tester, octet & 0x0F, "Tester")
+            tester = r.enum(GlucoseTester, octet & 0x0F, "Tester")
             health = r.enum(Health, octet >> 4, "Health")
         duration = intensity = None
         if flags & 0x08:
