@@ -1,0 +1,934 @@
+"""Insulin Delivery Service (IDS 1.0) status characteristics and history events.
+
+Sources and confidence (docs/ble-profiles.md, "IDS"): IDD Status Changed, IDD Status,
+IDD Annunciation Status, IDD Features, the History Data header and the event data of
+Bolus Delivered parts 1/2 and Delivered Basal Rate Changed follow sig-profiles.md §11
+(two public parsers citing the IDS 1.0.1 tables). The other decoded event data layouts
+(Reference Time, Bolus Programmed 1/2, TBR started/changed/ended, Total Daily Insulin
+Delivery, Reservoir Remaining Amount Changed, Annunciation Status Changed 1/2) follow
+the IDS 1.0 event tables as recalled and are marked "unverified" below: check them
+against the IDS text before trusting them with a real pump.
+
+E2E protection (IDD Features bit 0) appends an E2E-Counter (uint8) and an E2E-CRC
+(uint16, little-endian) to these characteristics. The CRC is assumed to be the CGMS
+CRC-16/MCRF4XX over every preceding octet, counter included; no public IDS vector with
+a valid CRC was found to confirm it.
+
+Unknown or manufacturer event types are kept as raw event data, never an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum, IntFlag
+from typing import Final, Protocol
+
+from drivers import _wire
+from drivers._wire import Reader, build, check_enum, check_flags, check_range
+from drivers.crc import CRC_SIZE, append_crc, crc16_mcrf4xx, strip_crc
+from drivers.errors import CRCError, DecodeError, EncodeError
+from drivers.ieee11073 import SFloat
+from drivers.sigtime import DateTime, DstOffset, TimeZone
+
+E2E_SIZE: Final = 3  # E2E-Counter uint8 + E2E-CRC uint16
+E2E_CRC_NOT_SUPPORTED: Final = 0xFFFF  # IDD Features CRC field without E2E protection
+
+
+def _check_counter(counter: int | None) -> None:
+    if counter is not None:
+        check_range("e2e_counter", counter, 0, 0xFF)
+
+
+def _split_e2e(characteristic: str, data: bytes, e2e_expected: bool) -> tuple[bytes, int | None]:
+    """Strip and check [E2E-Counter, E2E-CRC]; return the body and the counter."""
+    data = bytes(data)
+    if not e2e_expected:
+        return data, None
+    if len(data) < E2E_SIZE:
+        raise DecodeError(characteristic, data, "truncated: no room for E2E-Counter and CRC")
+    protected = strip_crc(characteristic, data)
+    return protected[:-1], protected[-1]
+
+
+def _with_e2e(body: bytes, counter: int | None) -> bytes:
+    return body if counter is None else append_crc(body + _wire.u8(counter))
+
+
+# --- IDD Status Changed (0x2B20) --------------------------------------------------------
+
+
+class IddStatusChangedFlags(IntFlag):
+    """16-bit flags; bits 8-15 RFU (kept)."""
+
+    THERAPY_CONTROL_STATE_CHANGED = 1 << 0
+    OPERATIONAL_STATE_CHANGED = 1 << 1
+    RESERVOIR_STATUS_CHANGED = 1 << 2
+    ANNUNCIATION_STATUS_CHANGED = 1 << 3
+    TOTAL_DAILY_INSULIN_STATUS_CHANGED = 1 << 4
+    ACTIVE_BASAL_RATE_STATUS_CHANGED = 1 << 5
+    ACTIVE_BOLUS_STATUS_CHANGED = 1 << 6
+    HISTORY_EVENT_RECORDED = 1 << 7
+
+
+@dataclass(frozen=True, slots=True)
+class IddStatusChanged:
+    """IDD Status Changed: 16-bit flags · [E2E-Counter · E2E-CRC]."""
+
+    flags: IddStatusChangedFlags
+    e2e_counter: int | None = None
+
+    CHARACTERISTIC = "IDD Status Changed"
+    SIZE = 2
+
+    def __post_init__(self) -> None:
+        check_flags("flags", self.flags, IddStatusChangedFlags, 16)
+        _check_counter(self.e2e_counter)
+
+    def __bytes__(self) -> bytes:
+        return _with_e2e(_wire.u16(int(self.flags)), self.e2e_counter)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, e2e_expected: bool | None = None) -> IddStatusChanged:
+        """``e2e_expected`` None infers E2E protection from the length (2 or 5)."""
+        if e2e_expected is None:
+            e2e_expected = len(data) == cls.SIZE + E2E_SIZE
+        body, counter = _split_e2e(cls.CHARACTERISTIC, data, e2e_expected)
+        r = Reader(cls.CHARACTERISTIC, body)
+        flags = IddStatusChangedFlags(r.u16("Flags"))
+        r.finish()
+        return cls(flags, counter)
+
+
+# --- IDD Status (0x2B21) ----------------------------------------------------------------
+
+
+class TherapyControlState(IntEnum):
+    UNDETERMINED = 0x0F
+    STOP = 0x33
+    PAUSE = 0x3C
+    RUN = 0x55
+
+
+class OperationalState(IntEnum):
+    UNDETERMINED = 0x0F
+    OFF = 0x33
+    STANDBY = 0x3C
+    PREPARING = 0x55
+    PRIMING = 0x5A
+    WAITING = 0x66
+    READY = 0x96
+
+
+class IddStatusFlags(IntFlag):
+    """IDD Status flags octet; bits 1-7 RFU (kept)."""
+
+    RESERVOIR_ATTACHED = 1 << 0
+
+
+NO_IDD_STATUS_FLAGS: Final = IddStatusFlags(0)
+
+
+@dataclass(frozen=True, slots=True)
+class IddStatus:
+    """IDD Status: therapy state · operational state · reservoir (SFLOAT IU) · flags."""
+
+    therapy_control_state: TherapyControlState
+    operational_state: OperationalState
+    reservoir_remaining_iu: SFloat
+    flags: IddStatusFlags = NO_IDD_STATUS_FLAGS
+    e2e_counter: int | None = None
+
+    CHARACTERISTIC = "IDD Status"
+    SIZE = 5
+
+    def __post_init__(self) -> None:
+        check_enum("therapy_control_state", self.therapy_control_state, TherapyControlState)
+        check_enum("operational_state", self.operational_state, OperationalState)
+        if not isinstance(self.reservoir_remaining_iu, SFloat):
+            raise EncodeError("reservoir_remaining_iu must be an SFloat")
+        check_flags("flags", self.flags, IddStatusFlags, 8)
+        _check_counter(self.e2e_counter)
+
+    @property
+    def reservoir_attached(self) -> bool:
+        return bool(self.flags & IddStatusFlags.RESERVOIR_ATTACHED)
+
+    def __bytes__(self) -> bytes:
+        body = (
+            bytes((self.therapy_control_state, self.operational_state))
+            + bytes(self.reservoir_remaining_iu)
+            + _wire.u8(int(self.flags))
+        )
+        return _with_e2e(body, self.e2e_counter)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, e2e_expected: bool | None = None) -> IddStatus:
+        """``e2e_expected`` None infers E2E protection from the length (5 or 8)."""
+        if e2e_expected is None:
+            e2e_expected = len(data) == cls.SIZE + E2E_SIZE
+        body, counter = _split_e2e(cls.CHARACTERISTIC, data, e2e_expected)
+        r = Reader(cls.CHARACTERISTIC, body)
+        therapy = r.enum(
+            TherapyControlState, r.u8("Therapy Control State"), "Therapy Control State"
+        )
+        operational = r.enum(OperationalState, r.u8("Operational State"), "Operational State")
+        reservoir = SFloat.from_raw(r.u16("Reservoir Remaining Amount"))
+        flags = IddStatusFlags(r.u8("Flags"))
+        r.finish()
+        return cls(therapy, operational, reservoir, flags, counter)
+
+
+# --- IDD Annunciation Status (0x2B22) ---------------------------------------------------
+
+
+class AnnunciationStatus(IntEnum):
+    UNDETERMINED = 0x0F
+    PENDING = 0x33
+    SNOOZED = 0x3C
+    CONFIRMED = 0x55
+
+
+# Annunciation Type (uint16); the codes cross-checked in sig-profiles.md §11. Others
+# (including manufacturer-specific ones) are kept as plain numbers.
+ANNUNCIATION_TYPE_NAMES: Final[dict[int, str]] = {
+    0x000F: "system_issue",
+    0x0033: "mechanical_issue",
+    0x00C3: "battery_low",
+}
+
+ANNUNCIATION_PRESENT: Final = 0x01  # flags bit 0
+AUX_INFO_COUNT: Final = 5  # flags bits 1-5: AuxInfo1..5 present
+ANNUNCIATION_RFU_FLAGS: Final = 0xC0  # flags bits 6-7
+
+
+@dataclass(frozen=True, slots=True)
+class IddAnnunciationStatus:
+    """IDD Annunciation Status.
+
+    Flags (bit 0 annunciation present, bits 1-5 AuxInfo1-5 present) · [Instance ID uint16 ·
+    Type uint16 · Status **uint8** · AuxInfo1..5 uint16 each, as flagged] · [E2E]. With
+    no annunciation, ``instance_id``/``type``/``status`` are None and no AuxInfo is sent.
+    ``aux_info`` has five slots, None where absent.
+    """
+
+    instance_id: int | None = None
+    type: int | None = None
+    status: AnnunciationStatus | None = None
+    aux_info: tuple[int | None, ...] = (None,) * AUX_INFO_COUNT
+    e2e_counter: int | None = None
+
+    CHARACTERISTIC = "IDD Annunciation Status"
+
+    def __post_init__(self) -> None:
+        head = (self.instance_id, self.type, self.status)
+        if any(v is None for v in head) and any(v is not None for v in head):
+            raise EncodeError("instance_id, type and status go together (all or none)")
+        if self.instance_id is not None:
+            check_range("instance_id", self.instance_id, 0, 0xFFFF)
+            check_range("type", self.type, 0, 0xFFFF)
+            check_enum("status", self.status, AnnunciationStatus)
+        if not isinstance(self.aux_info, tuple) or len(self.aux_info) != AUX_INFO_COUNT:
+            raise EncodeError("aux_info must be a tuple of five optional uint16")
+        for i, aux in enumerate(self.aux_info):
+            if aux is not None:
+                if self.instance_id is None:
+                    raise EncodeError("AuxInfo needs an annunciation")
+                check_range(f"aux_info[{i}]", aux, 0, 0xFFFF)
+        _check_counter(self.e2e_counter)
+
+    @property
+    def present(self) -> bool:
+        return self.instance_id is not None
+
+    @property
+    def flags(self) -> int:
+        f = ANNUNCIATION_PRESENT if self.present else 0
+        for i, aux in enumerate(self.aux_info):
+            if aux is not None:
+                f |= 1 << (i + 1)
+        return f
+
+    @property
+    def type_name(self) -> str | None:
+        return None if self.type is None else ANNUNCIATION_TYPE_NAMES.get(self.type)
+
+    def __bytes__(self) -> bytes:
+        out = bytearray(_wire.u8(self.flags))
+        if self.instance_id is not None and self.type is not None and self.status is not None:
+            out += _wire.u16(self.instance_id) + _wire.u16(self.type) + _wire.u8(self.status)
+            for aux in self.aux_info:
+                if aux is not None:
+                    out += _wire.u16(aux)
+        return _with_e2e(bytes(out), self.e2e_counter)
+
+    @staticmethod
+    def _implied_size(flags: int) -> int:
+        if not flags & ANNUNCIATION_PRESENT:
+            return 1
+        return 6 + 2 * bin(flags & 0x3E).count("1")
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, e2e_expected: bool | None = None) -> IddAnnunciationStatus:
+        """``e2e_expected`` None infers E2E protection from the flag-implied length."""
+        data = bytes(data)
+        if e2e_expected is None and data:
+            e2e_expected = len(data) == cls._implied_size(data[0]) + E2E_SIZE
+        body, counter = _split_e2e(cls.CHARACTERISTIC, data, bool(e2e_expected))
+        r = Reader(cls.CHARACTERISTIC, body)
+        flags = r.u8("Flags")
+        if flags & ANNUNCIATION_RFU_FLAGS:
+            raise r.error(f"RFU flag bits set: 0x{flags:02X}")
+        if not flags & ANNUNCIATION_PRESENT:
+            if flags:
+                raise r.error("AuxInfo flagged without an annunciation")
+            r.finish()
+            return cls(e2e_counter=counter)
+        instance = r.u16("Annunciation Instance ID")
+        kind = r.u16("Annunciation Type")
+        status = r.enum(AnnunciationStatus, r.u8("Annunciation Status"), "Annunciation Status")
+        aux = tuple(
+            r.u16(f"AuxInfo{i + 1}") if flags & (1 << (i + 1)) else None
+            for i in range(AUX_INFO_COUNT)
+        )
+        r.finish()
+        return cls(instance, kind, status, aux, counter)
+
+
+# --- IDD Features (0x2B23) --------------------------------------------------------------
+
+
+class IddFeatureBits(IntFlag):
+    """IDD Features flags (24 bits); only the positions cross-checked are named."""
+
+    E2E_PROTECTION = 1 << 0
+    BASAL_RATE = 1 << 1
+    FEATURE_EXTENSION = 1 << 23
+
+
+@dataclass(frozen=True, slots=True)
+class IddFeatures:
+    """IDD Features: E2E-CRC (uint16) · E2E-Counter (uint8) · Insulin Concentration
+    (SFLOAT, IU/mL) · Flags (24 bits). Always 8 octets.
+
+    The CRC leads the value and covers the octets after it when E2E protection is
+    supported; otherwise it must be 0xFFFF (as for CGM Feature).
+    """
+
+    insulin_concentration: SFloat
+    features: IddFeatureBits
+    e2e_counter: int = 0
+
+    CHARACTERISTIC = "IDD Features"
+    SIZE = 8
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.insulin_concentration, SFloat):
+            raise EncodeError("insulin_concentration must be an SFloat")
+        check_flags("features", self.features, IddFeatureBits, 24)
+        check_range("e2e_counter", self.e2e_counter, 0, 0xFF)
+
+    @property
+    def e2e_protection(self) -> bool:
+        return bool(self.features & IddFeatureBits.E2E_PROTECTION)
+
+    def __bytes__(self) -> bytes:
+        body = (
+            _wire.u8(self.e2e_counter)
+            + bytes(self.insulin_concentration)
+            + _wire.u24(int(self.features))
+        )
+        crc = crc16_mcrf4xx(body) if self.e2e_protection else E2E_CRC_NOT_SUPPORTED
+        return _wire.u16(crc) + body
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> IddFeatures:
+        r = Reader(cls.CHARACTERISTIC, data)
+        crc = r.u16("E2E-CRC")
+        counter = r.u8("E2E-Counter")
+        concentration = SFloat.from_raw(r.u16("Insulin Concentration"))
+        features = IddFeatureBits(r.u24("Flags"))
+        r.finish()
+        if features & IddFeatureBits.E2E_PROTECTION:
+            calculated = crc16_mcrf4xx(r.data[CRC_SIZE:])
+            if crc != calculated:
+                raise CRCError(cls.CHARACTERISTIC, r.data, crc, calculated)
+        elif crc != E2E_CRC_NOT_SUPPORTED:
+            raise r.error(f"no E2E protection but the CRC field is 0x{crc:04X}, not 0xFFFF")
+        return cls(concentration, features, counter)
+
+
+# --- IDD History Data (0x2B28): event data ----------------------------------------------
+
+
+class IddEventType(IntEnum):
+    """History event types (sig-profiles.md §11; ehealth and RonanB96 agree)."""
+
+    REFERENCE_TIME = 0x000F
+    REFERENCE_TIME_BASE_OFFSET = 0x0033
+    BOLUS_CALCULATED_PART_1 = 0x003C
+    BOLUS_CALCULATED_PART_2 = 0x0055
+    BOLUS_PROGRAMMED_PART_1 = 0x005A
+    BOLUS_PROGRAMMED_PART_2 = 0x0066
+    BOLUS_DELIVERED_PART_1 = 0x0069
+    BOLUS_DELIVERED_PART_2 = 0x0096
+    DELIVERED_BASAL_RATE_CHANGED = 0x0099
+    TBR_ADJUSTMENT_STARTED = 0x00A5
+    TBR_ADJUSTMENT_ENDED = 0x00AA
+    TBR_ADJUSTMENT_CHANGED = 0x00C3
+    PROFILE_TEMPLATE_ACTIVATED = 0x00CC
+    BASAL_RATE_PROFILE_TEMPLATE_TIME_BLOCK_CHANGED = 0x00F0
+    TOTAL_DAILY_INSULIN_DELIVERY = 0x00FF
+    THERAPY_CONTROL_STATE_CHANGED = 0x0303
+    OPERATIONAL_STATE_CHANGED = 0x030C
+    RESERVOIR_REMAINING_AMOUNT_CHANGED = 0x0330
+    ANNUNCIATION_STATUS_CHANGED_PART_1 = 0x033F
+    ANNUNCIATION_STATUS_CHANGED_PART_2 = 0x0356
+    ISF_PROFILE_TEMPLATE_TIME_BLOCK_CHANGED = 0x0359
+    I2CHO_RATIO_PROFILE_TEMPLATE_TIME_BLOCK_CHANGED = 0x0365
+    TARGET_GLUCOSE_RANGE_PROFILE_TEMPLATE_TIME_BLOCK_CHANGED = 0x036A
+    PRIMING_STARTED = 0x0395
+    PRIMING_DONE = 0x039A
+    DATA_CORRUPTION = 0x03A6
+    POINTER_EVENT = 0x03A9
+    BOLUS_TEMPLATE_CHANGED_PART_1 = 0x03C0
+    BOLUS_TEMPLATE_CHANGED_PART_2 = 0x03CF
+    TBR_TEMPLATE_CHANGED = 0x03F3
+    MAX_BOLUS_AMOUNT_CHANGED = 0x03FC
+
+
+class BolusType(IntEnum):
+    UNDETERMINED = 0x0F
+    FAST = 0x33
+    EXTENDED = 0x3C
+    MULTIWAVE = 0x55
+
+
+class BolusActivationType(IntEnum):
+    UNDETERMINED = 0x0F
+    MANUAL_BOLUS = 0x33
+    RECOMMENDED_BOLUS = 0x3C
+    MANUALLY_CHANGED_RECOMMENDED_BOLUS = 0x55
+    COMMANDED_BOLUS = 0x5A
+
+
+class BolusEndReason(IntEnum):
+    UNDETERMINED = 0x0F
+    PROGRAMMED_AMOUNT_REACHED = 0x33  # "programmed duration over" in sig-profiles
+    BOLUS_CANCELLED = 0x3C
+    ERROR_ABORT = 0x55
+
+
+class TbrType(IntEnum):
+    UNDETERMINED = 0x0F
+    ABSOLUTE = 0x33  # IU/h
+    RELATIVE = 0x3C  # percent of the basal rate
+
+
+class TbrEndReason(IntEnum):
+    UNDETERMINED = 0x0F
+    PROGRAMMED_DURATION_OVER = 0x33
+    CANCELLED = 0x3C
+    ERROR_ABORT = 0x55
+
+
+class ReferenceTimeReason(IntEnum):
+    UNDETERMINED = 0x0F
+    SET_DATE_TIME = 0x33
+    PERIODIC_RECORDING = 0x3C
+    DATE_TIME_LOSS = 0x55
+
+
+class EventData(Protocol):
+    def __bytes__(self) -> bytes: ...
+
+
+def _sfloat(r: Reader, what: str) -> SFloat:
+    return SFloat.from_raw(r.u16(what))
+
+
+def _opt(flag: bool, read: Callable[[], int]) -> int | None:
+    return read() if flag else None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceTimeEvent:
+    """0x000F (unverified): reason · Date Time · Time Zone · DST Offset."""
+
+    recording_reason: ReferenceTimeReason
+    date_time: DateTime
+    time_zone: TimeZone
+    dst_offset: DstOffset
+
+    def __bytes__(self) -> bytes:
+        return (
+            _wire.u8(self.recording_reason)
+            + bytes(self.date_time)
+            + bytes(self.time_zone)
+            + _wire.u8(self.dst_offset)
+        )
+
+    @classmethod
+    def read(cls, r: Reader) -> ReferenceTimeEvent:
+        reason = r.enum(ReferenceTimeReason, r.u8("Recording Reason"), "Recording Reason")
+        dt = DateTime.read(r)
+        zone = TimeZone.read(r)
+        dst = r.enum(DstOffset, r.u8("DST Offset"), "DST Offset")
+        return cls(reason, dt, zone, dst)
+
+
+@dataclass(frozen=True, slots=True)
+class BolusPart1Event:
+    """0x005A programmed / 0x0069 delivered, part 1: ID · type · fast · extended · duration.
+
+    Amounts in IU (SFLOAT); duration in minutes. Delivered layout per sig-profiles §11;
+    the programmed event shares it (unverified).
+    """
+
+    bolus_id: int
+    bolus_type: BolusType
+    fast_amount_iu: SFloat
+    extended_amount_iu: SFloat
+    duration_min: int
+
+    def __post_init__(self) -> None:
+        check_range("bolus_id", self.bolus_id, 0, 0xFFFF)
+        check_enum("bolus_type", self.bolus_type, BolusType)
+        check_range("duration_min", self.duration_min, 0, 0xFFFF)
+
+    def __bytes__(self) -> bytes:
+        return (
+            _wire.u16(self.bolus_id)
+            + _wire.u8(self.bolus_type)
+            + bytes(self.fast_amount_iu)
+            + bytes(self.extended_amount_iu)
+            + _wire.u16(self.duration_min)
+        )
+
+    @classmethod
+    def read(cls, r: Reader) -> BolusPart1Event:
+        bolus_id = r.u16("Bolus ID")
+        kind = r.enum(BolusType, r.u8("Bolus Type"), "Bolus Type")
+        fast = _sfloat(r, "Fast Amount")
+        extended = _sfloat(r, "Extended Amount")
+        duration = r.u16("Duration")
+        return build(r, lambda: cls(bolus_id, kind, fast, extended, duration))
+
+
+@dataclass(frozen=True, slots=True)
+class BolusProgrammedPart2Event:
+    """0x0066 (unverified): flags · [delay min uint16] · [template uint8] · [activation]."""
+
+    delay_time_min: int | None = None
+    template_number: int | None = None
+    activation_type: BolusActivationType | None = None
+    reason_correction: bool = False  # flags bit 3
+    reason_meal: bool = False  # flags bit 4
+
+    def __post_init__(self) -> None:
+        if self.delay_time_min is not None:
+            check_range("delay_time_min", self.delay_time_min, 0, 0xFFFF)
+        if self.template_number is not None:
+            check_range("template_number", self.template_number, 0, 0xFF)
+        if self.activation_type is not None:
+            check_enum("activation_type", self.activation_type, BolusActivationType)
+
+    def __bytes__(self) -> bytes:
+        flags = (
+            (self.delay_time_min is not None)
+            | (self.template_number is not None) << 1
+            | (self.activation_type is not None) << 2
+            | self.reason_correction << 3
+            | self.reason_meal << 4
+        )
+        out = bytearray(_wire.u8(flags))
+        if self.delay_time_min is not None:
+            out += _wire.u16(self.delay_time_min)
+        if self.template_number is not None:
+            out += _wire.u8(self.template_number)
+        if self.activation_type is not None:
+            out += _wire.u8(self.activation_type)
+        return bytes(out)
+
+    @classmethod
+    def read(cls, r: Reader) -> BolusProgrammedPart2Event:
+        flags = r.u8("Flags")
+        if flags & 0xE0:
+            raise r.error(f"RFU flag bits set: 0x{flags:02X}")
+        delay = _opt(bool(flags & 1), lambda: r.u16("Bolus Delay Time"))
+        template = _opt(bool(flags & 2), lambda: r.u8("Bolus Template Number"))
+        activation = (
+            r.enum(BolusActivationType, r.u8("Activation Type"), "Activation Type")
+            if flags & 4
+            else None
+        )
+        return cls(delay, template, activation, bool(flags & 8), bool(flags & 16))
+
+
+@dataclass(frozen=True, slots=True)
+class BolusDeliveredPart2Event:
+    """0x0096: flags · start time offset uint32 (s) · [activation] · [end reason] · [annunciation ID]."""
+
+    start_time_offset_s: int
+    activation_type: BolusActivationType | None = None
+    end_reason: BolusEndReason | None = None
+    annunciation_instance_id: int | None = None
+
+    def __post_init__(self) -> None:
+        check_range("start_time_offset_s", self.start_time_offset_s, 0, 0xFFFF_FFFF)
+        if self.activation_type is not None:
+            check_enum("activation_type", self.activation_type, BolusActivationType)
+        if self.end_reason is not None:
+            check_enum("end_reason", self.end_reason, BolusEndReason)
+        if self.annunciation_instance_id is not None:
+            check_range("annunciation_instance_id", self.annunciation_instance_id, 0, 0xFFFF)
+
+    def __bytes__(self) -> bytes:
+        flags = (
+            (self.activation_type is not None)
+            | (self.end_reason is not None) << 1
+            | (self.annunciation_instance_id is not None) << 2
+        )
+        out = bytearray(_wire.u8(flags) + _wire.u32(self.start_time_offset_s))
+        if self.activation_type is not None:
+            out += _wire.u8(self.activation_type)
+        if self.end_reason is not None:
+            out += _wire.u8(self.end_reason)
+        if self.annunciation_instance_id is not None:
+            out += _wire.u16(self.annunciation_instance_id)
+        return bytes(out)
+
+    @classmethod
+    def read(cls, r: Reader) -> BolusDeliveredPart2Event:
+        flags = r.u8("Flags")
+        if flags & 0xF8:
+            raise r.error(f"RFU flag bits set: 0x{flags:02X}")
+        start = r.u32("Bolus Start Time Offset")
+        activation = (
+            r.enum(BolusActivationType, r.u8("Activation Type"), "Activation Type")
+            if flags & 1
+            else None
+        )
+        end = r.enum(BolusEndReason, r.u8("End Reason"), "End Reason") if flags & 2 else None
+        annunciation = _opt(bool(flags & 4), lambda: r.u16("Annunciation Instance ID"))
+        return cls(start, activation, end, annunciation)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredBasalRateChangedEvent:
+    """0x0099: flags · old rate SFLOAT (IU/h) · new rate SFLOAT (IU/h) · [context uint8]."""
+
+    old_rate_iu_h: SFloat
+    new_rate_iu_h: SFloat
+    context: int | None = None  # 0x0F undetermined, 0x33 device based, 0x3C remote, ...
+
+    def __post_init__(self) -> None:
+        if self.context is not None:
+            check_range("context", self.context, 0, 0xFF)
+
+    def __bytes__(self) -> bytes:
+        out = _wire.u8(self.context is not None) + bytes(self.old_rate_iu_h)
+        out += bytes(self.new_rate_iu_h)
+        return out + (_wire.u8(self.context) if self.context is not None else b"")
+
+    @classmethod
+    def read(cls, r: Reader) -> DeliveredBasalRateChangedEvent:
+        flags = r.u8("Flags")
+        if flags & 0xFE:
+            raise r.error(f"RFU flag bits set: 0x{flags:02X}")
+        old, new = _sfloat(r, "Old Basal Rate"), _sfloat(r, "New Basal Rate")
+        context = _opt(bool(flags & 1), lambda: r.u8("Basal Delivery Context"))
+        return cls(old, new, context)
+
+
+@dataclass(frozen=True, slots=True)
+class TbrEvent:
+    """0x00A5 started / 0x00C3 changed (unverified): flags · TBR type · value SFLOAT ·
+    duration min uint16 · [template uint8] · [context uint8].
+
+    ``value`` is IU/h for an absolute TBR, percent for a relative one.
+    """
+
+    tbr_type: TbrType
+    value: SFloat
+    duration_min: int
+    template_number: int | None = None
+    context: int | None = None
+
+    def __post_init__(self) -> None:
+        check_enum("tbr_type", self.tbr_type, TbrType)
+        check_range("duration_min", self.duration_min, 0, 0xFFFF)
+        if self.template_number is not None:
+            check_range("template_number", self.template_number, 0, 0xFF)
+        if self.context is not None:
+            check_range("context", self.context, 0, 0xFF)
+
+    def __bytes__(self) -> bytes:
+        flags = (self.template_number is not None) | (self.context is not None) << 1
+        out = bytearray(_wire.u8(flags) + _wire.u8(self.tbr_type) + bytes(self.value))
+        out += _wire.u16(self.duration_min)
+        if self.template_number is not None:
+            out += _wire.u8(self.template_number)
+        if self.context is not None:
+            out += _wire.u8(self.context)
+        return bytes(out)
+
+    @classmethod
+    def read(cls, r: Reader) -> TbrEvent:
+        flags = r.u8("Flags")
+        if flags & 0xFC:
+            raise r.error(f"RFU flag bits set: 0x{flags:02X}")
+        kind = r.enum(TbrType, r.u8("TBR Type"), "TBR Type")
+        value = _sfloat(r, "TBR Adjustment Value")
+        duration = r.u16("Duration")
+        template = _opt(bool(flags & 1), lambda: r.u8("TBR Template Number"))
+        context = _opt(bool(flags & 2), lambda: r.u8("TBR Delivery Context"))
+        return build(r, lambda: cls(kind, value, duration, template, context))
+
+
+@dataclass(frozen=True, slots=True)
+class TbrEndedEvent:
+    """0x00AA (unverified): flags · effective duration min · last TBR type · last value ·
+    end reason · [annunciation instance ID]."""
+
+    effective_duration_min: int
+    last_tbr_type: TbrType
+    last_value: SFloat
+    end_reason: TbrEndReason
+    annunciation_instance_id: int | None = None
+
+    def __post_init__(self) -> None:
+        check_range("effective_duration_min", self.effective_duration_min, 0, 0xFFFF)
+        check_enum("last_tbr_type", self.last_tbr_type, TbrType)
+        check_enum("end_reason", self.end_reason, TbrEndReason)
+        if self.annunciation_instance_id is not None:
+            check_range("annunciation_instance_id", self.annunciation_instance_id, 0, 0xFFFF)
+
+    def __bytes__(self) -> bytes:
+        out = bytearray(_wire.u8(self.annunciation_instance_id is not None))
+        out += _wire.u16(self.effective_duration_min) + _wire.u8(self.last_tbr_type)
+        out += bytes(self.last_value) + _wire.u8(self.end_reason)
+        if self.annunciation_instance_id is not None:
+            out += _wire.u16(self.annunciation_instance_id)
+        return bytes(out)
+
+    @classmethod
+    def read(cls, r: Reader) -> TbrEndedEvent:
+        flags = r.u8("Flags")
+        if flags & 0xFE:
+            raise r.error(f"RFU flag bits set: 0x{flags:02X}")
+        duration = r.u16("Effective Duration")
+        kind = r.enum(TbrType, r.u8("Last Set TBR Type"), "Last Set TBR Type")
+        value = _sfloat(r, "Last Set TBR Adjustment Value")
+        end = r.enum(TbrEndReason, r.u8("TBR End Reason"), "TBR End Reason")
+        annunciation = _opt(bool(flags & 1), lambda: r.u16("Annunciation Instance ID"))
+        return build(r, lambda: cls(duration, kind, value, end, annunciation))
+
+
+@dataclass(frozen=True, slots=True)
+class TotalDailyInsulinEvent:
+    """0x00FF (unverified): bolus sum SFLOAT (IU) · basal sum SFLOAT (IU) · date
+    (year uint16, month uint8, day uint8)."""
+
+    bolus_iu: SFloat
+    basal_iu: SFloat
+    date: DateTime  # hours, minutes and seconds are always 0
+
+    def __post_init__(self) -> None:
+        if (self.date.hours, self.date.minutes, self.date.seconds) != (0, 0, 0):
+            raise EncodeError("total daily insulin carries a date without a time")
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.bolus_iu) + bytes(self.basal_iu) + bytes(self.date)[:4]
+
+    @classmethod
+    def read(cls, r: Reader) -> TotalDailyInsulinEvent:
+        bolus, basal = _sfloat(r, "Total Bolus"), _sfloat(r, "Total Basal")
+        year, month, day = r.u16("Year"), r.u8("Month"), r.u8("Day")
+        return build(r, lambda: cls(bolus, basal, DateTime(year, month, day)))
+
+
+@dataclass(frozen=True, slots=True)
+class ReservoirRemainingEvent:
+    """0x0330 (unverified): reservoir remaining amount SFLOAT (IU)."""
+
+    remaining_iu: SFloat
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.remaining_iu)
+
+    @classmethod
+    def read(cls, r: Reader) -> ReservoirRemainingEvent:
+        return cls(_sfloat(r, "Reservoir Remaining Amount"))
+
+
+@dataclass(frozen=True, slots=True)
+class AnnunciationChangedPart1Event:
+    """0x033F (unverified): flags · instance ID · type · status · [AuxInfo1] · [AuxInfo2]."""
+
+    instance_id: int
+    type: int
+    status: AnnunciationStatus
+    aux_info1: int | None = None
+    aux_info2: int | None = None
+
+    def __post_init__(self) -> None:
+        check_range("instance_id", self.instance_id, 0, 0xFFFF)
+        check_range("type", self.type, 0, 0xFFFF)
+        check_enum("status", self.status, AnnunciationStatus)
+        for name, aux in (("aux_info1", self.aux_info1), ("aux_info2", self.aux_info2)):
+            if aux is not None:
+                check_range(name, aux, 0, 0xFFFF)
+
+    def __bytes__(self) -> bytes:
+        flags = (self.aux_info1 is not None) | (self.aux_info2 is not None) << 1
+        out = bytearray(_wire.u8(flags) + _wire.u16(self.instance_id) + _wire.u16(self.type))
+        out += _wire.u8(self.status)
+        for aux in (self.aux_info1, self.aux_info2):
+            if aux is not None:
+                out += _wire.u16(aux)
+        return bytes(out)
+
+    @classmethod
+    def read(cls, r: Reader) -> AnnunciationChangedPart1Event:
+        flags = r.u8("Flags")
+        if flags & 0xFC:
+            raise r.error(f"RFU flag bits set: 0x{flags:02X}")
+        instance, kind = r.u16("Annunciation Instance ID"), r.u16("Annunciation Type")
+        status = r.enum(AnnunciationStatus, r.u8("Annunciation Status"), "Annunciation Status")
+        aux1 = _opt(bool(flags & 1), lambda: r.u16("AuxInfo1"))
+        aux2 = _opt(bool(flags & 2), lambda: r.u16("AuxInfo2"))
+        return cls(instance, kind, status, aux1, aux2)
+
+
+@dataclass(frozen=True, slots=True)
+class AnnunciationChangedPart2Event:
+    """0x0356 (unverified): flags · [AuxInfo3] · [AuxInfo4] · [AuxInfo5]."""
+
+    aux_info3: int | None = None
+    aux_info4: int | None = None
+    aux_info5: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, aux in (
+            ("aux_info3", self.aux_info3),
+            ("aux_info4", self.aux_info4),
+            ("aux_info5", self.aux_info5),
+        ):
+            if aux is not None:
+                check_range(name, aux, 0, 0xFFFF)
+
+    def __bytes__(self) -> bytes:
+        auxes = (self.aux_info3, self.aux_info4, self.aux_info5)
+        flags = sum(1 << i for i, aux in enumerate(auxes) if aux is not None)
+        return _wire.u8(flags) + b"".join(_wire.u16(a) for a in auxes if a is not None)
+
+    @classmethod
+    def read(cls, r: Reader) -> AnnunciationChangedPart2Event:
+        flags = r.u8("Flags")
+        if flags & 0xF8:
+            raise r.error(f"RFU flag bits set: 0x{flags:02X}")
+        aux3 = _opt(bool(flags & 1), lambda: r.u16("AuxInfo3"))
+        aux4 = _opt(bool(flags & 2), lambda: r.u16("AuxInfo4"))
+        aux5 = _opt(bool(flags & 4), lambda: r.u16("AuxInfo5"))
+        return cls(aux3, aux4, aux5)
+
+
+_T = IddEventType
+EVENT_READERS: Final[dict[int, Callable[[Reader], EventData]]] = {
+    _T.REFERENCE_TIME: ReferenceTimeEvent.read,
+    _T.BOLUS_PROGRAMMED_PART_1: BolusPart1Event.read,
+    _T.BOLUS_PROGRAMMED_PART_2: BolusProgrammedPart2Event.read,
+    _T.BOLUS_DELIVERED_PART_1: BolusPart1Event.read,
+    _T.BOLUS_DELIVERED_PART_2: BolusDeliveredPart2Event.read,
+    _T.DELIVERED_BASAL_RATE_CHANGED: DeliveredBasalRateChangedEvent.read,
+    _T.TBR_ADJUSTMENT_STARTED: TbrEvent.read,
+    _T.TBR_ADJUSTMENT_CHANGED: TbrEvent.read,
+    _T.TBR_ADJUSTMENT_ENDED: TbrEndedEvent.read,
+    _T.TOTAL_DAILY_INSULIN_DELIVERY: TotalDailyInsulinEvent.read,
+    _T.RESERVOIR_REMAINING_AMOUNT_CHANGED: ReservoirRemainingEvent.read,
+    _T.ANNUNCIATION_STATUS_CHANGED_PART_1: AnnunciationChangedPart1Event.read,
+    _T.ANNUNCIATION_STATUS_CHANGED_PART_2: AnnunciationChangedPart2Event.read,
+}
+EVENT_CLASSES: Final[dict[int, tuple[type, ...]]] = {
+    _T.REFERENCE_TIME: (ReferenceTimeEvent,),
+    _T.BOLUS_PROGRAMMED_PART_1: (BolusPart1Event,),
+    _T.BOLUS_PROGRAMMED_PART_2: (BolusProgrammedPart2Event,),
+    _T.BOLUS_DELIVERED_PART_1: (BolusPart1Event,),
+    _T.BOLUS_DELIVERED_PART_2: (BolusDeliveredPart2Event,),
+    _T.DELIVERED_BASAL_RATE_CHANGED: (DeliveredBasalRateChangedEvent,),
+    _T.TBR_ADJUSTMENT_STARTED: (TbrEvent,),
+    _T.TBR_ADJUSTMENT_CHANGED: (TbrEvent,),
+    _T.TBR_ADJUSTMENT_ENDED: (TbrEndedEvent,),
+    _T.TOTAL_DAILY_INSULIN_DELIVERY: (TotalDailyInsulinEvent,),
+    _T.RESERVOIR_REMAINING_AMOUNT_CHANGED: (ReservoirRemainingEvent,),
+    _T.ANNUNCIATION_STATUS_CHANGED_PART_1: (AnnunciationChangedPart1Event,),
+    _T.ANNUNCIATION_STATUS_CHANGED_PART_2: (AnnunciationChangedPart2Event,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IddHistoryData:
+    """IDD History Data: Event Type uint16 · Sequence Number uint32 · Relative Offset
+    uint16 (s) · Event Data · [E2E-Counter · E2E-CRC].
+
+    ``event_data`` is a decoded event for the types in :data:`EVENT_READERS` and the raw
+    octets (``bytes``) for every other type, known or not.
+    """
+
+    event_type: int
+    sequence_number: int
+    relative_offset_s: int
+    event_data: EventData | bytes = b""
+    e2e_counter: int | None = None
+
+    CHARACTERISTIC = "IDD History Data"
+
+    def __post_init__(self) -> None:
+        check_range("event_type", self.event_type, 0, 0xFFFF)
+        check_range("sequence_number", self.sequence_number, 0, 0xFFFF_FFFF)
+        check_range("relative_offset_s", self.relative_offset_s, 0, 0xFFFF)
+        _check_counter(self.e2e_counter)
+        expected = EVENT_CLASSES.get(self.event_type)
+        if expected is None:
+            if not isinstance(self.event_data, bytes):
+                raise EncodeError(f"event type 0x{self.event_type:04X} carries raw bytes")
+        elif not isinstance(self.event_data, expected):
+            raise EncodeError(
+                f"event type 0x{self.event_type:04X} needs {expected[0].__name__} event data"
+            )
+
+    @property
+    def event_name(self) -> str | None:
+        try:
+            return IddEventType(self.event_type).name.lower()
+        except ValueError:
+            return None
+
+    def __bytes__(self) -> bytes:
+        body = (
+            _wire.u16(self.event_type)
+            + _wire.u32(self.sequence_number)
+            + _wire.u16(self.relative_offset_s)
+            + bytes(self.event_data)
+        )
+        return _with_e2e(body, self.e2e_counter)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, e2e_expected: bool = False) -> IddHistoryData:
+        body, counter = _split_e2e(cls.CHARACTERISTIC, data, e2e_expected)
+        r = Reader(cls.CHARACTERISTIC, body)
+        event_type = r.u16("Event Type")
+        sequence = r.u32("Sequence Number")
+        offset = r.u16("Relative Offset")
+        reader = EVENT_READERS.get(event_type)
+        event: EventData | bytes
+        if reader is None:
+            event = r.take(r.remaining, "Event Data")
+        else:
+            read = reader
+            event = build(r, lambda: read(r))
+        r.finish()
+        if isinstance(event_type, int) and event_type in IddEventType._value2member_map_:
+            event_type = IddEventType(event_type)
+        return build(r, lambda: cls(event_type, sequence, offset, event, counter))
