@@ -94,6 +94,15 @@ async def stored_count(url: str) -> int:
         await store.close()
 
 
+async def wait_subscribed(mqtt: str, store: str, probe: bytes) -> None:
+    """Publish the first message of the stream until it is stored: from then on the
+    ingester's session holds everything published (before it, nothing would)."""
+    async with asyncio.timeout(60):
+        while await stored_count(store) == 0:
+            await asyncio.to_thread(publish_many, mqtt, topic_readings("hub-1"), [probe])
+            await asyncio.sleep(0.2)
+
+
 async def wait_count(url: str, n: int, deadline_s: float) -> int:
     last = -1
 
@@ -130,6 +139,7 @@ async def _kill_and_resume(
 ) -> None:
     ingest.start()
     n = 20_000
+    await wait_subscribed(mosquitto.url, store, next(payloads(1, serials)))
     publisher = asyncio.create_task(
         asyncio.to_thread(
             publish_many, mosquitto.url, topic_readings("hub-1"), payloads(n, serials)
@@ -164,6 +174,7 @@ async def _outage(
     serials: list[str],
 ) -> None:
     ingest.start()
+    await wait_subscribed(mosquitto.url, store, next(payloads(1, serials)))
     first = await asyncio.to_thread(
         publish_many, mosquitto.url, topic_readings("hub-1"), payloads(1000, serials)
     )
