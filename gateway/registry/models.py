@@ -93,3 +93,23 @@ class ParkedRow(Base):
     reading: Mapped[str] = mapped_column(Text)  # the contract Reading as JSON
 
     __table_args__ = (Index("ix_parked_serial_time", "serial", "time"),)
+
+
+class AlertRow(Base):
+    """One alert episode: started, maybe acknowledged, then cleared. At most one active
+    episode per (patient, kind): the engine de-duplicates while it is active."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    patient_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))  # urgent, warning, info
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    serial: Mapped[str | None] = mapped_column(String(64), default=None)
+    value_mg_dl: Mapped[float | None] = mapped_column(default=None)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_alerts_open", "patient_id", "kind", "cleared_at"),)

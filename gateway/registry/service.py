@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
 
 from gateway.contract.urls import StoreUrl
 from gateway.registry.models import (
+    AlertRow,
     AssignmentRow,
     AuditRow,
     Base,
@@ -103,7 +104,83 @@ def _utc(dt: datetime) -> datetime:
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
-class Registry:
+class AlertsMixin:
+    """Alert episodes (used by the alert engine, the web views and the CLI)."""
+
+    def session(self) -> AsyncSession: ...  # provided by Registry
+
+    async def open_alerts(self, patient_id: str | None = None) -> list[AlertRow]:
+        q = select(AlertRow).where(AlertRow.cleared_at.is_(None)).order_by(AlertRow.started_at)
+        if patient_id is not None:
+            q = q.where(AlertRow.patient_id == patient_id)
+        async with self.session() as s:
+            return list((await s.scalars(q)).all())
+
+    async def recent_alerts(self, limit: int = 100) -> list[AlertRow]:
+        q = select(AlertRow).order_by(AlertRow.id.desc()).limit(limit)
+        async with self.session() as s:
+            return list((await s.scalars(q)).all())
+
+    async def start_alert(
+        self,
+        patient_id: str,
+        kind: str,
+        severity: str,
+        at: datetime,
+        *,
+        serial: str | None = None,
+        value_mg_dl: float | None = None,
+        detail: str = "",
+    ) -> AlertRow | None:
+        """Open an episode unless one of this kind is already open (then None)."""
+        async with self.session() as s, s.begin():
+            existing = await s.scalar(
+                select(AlertRow).where(
+                    AlertRow.patient_id == patient_id,
+                    AlertRow.kind == kind,
+                    AlertRow.cleared_at.is_(None),
+                )
+            )
+            if existing is not None:
+                return None
+            row = AlertRow(
+                patient_id=patient_id,
+                kind=kind,
+                severity=severity,
+                started_at=at,
+                serial=serial,
+                value_mg_dl=value_mg_dl,
+                detail=detail,
+            )
+            s.add(row)
+        return row
+
+    async def clear_alert(self, patient_id: str, kind: str, at: datetime) -> AlertRow | None:
+        async with self.session() as s, s.begin():
+            row = await s.scalar(
+                select(AlertRow).where(
+                    AlertRow.patient_id == patient_id,
+                    AlertRow.kind == kind,
+                    AlertRow.cleared_at.is_(None),
+                )
+            )
+            if row is None:
+                return None
+            row.cleared_at = at
+        return row
+
+    async def acknowledge_alert(self, alert_id: int, by: str, at: datetime) -> AlertRow | None:
+        async with self.session() as s, s.begin():
+            row = await s.get(AlertRow, alert_id)
+            if row is None or row.cleared_at is not None:
+                return None
+            if row.acknowledged_at is None:
+                row.acknowledged_at = at
+                row.acknowledged_by = by
+        return row
+
+
+class Registry(AlertsMixin):
     def __init__(self, url: StoreUrl, *, actor: str = "system") -> None:
         self.url = url
         self.actor = actor
