@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from gateway.alerts import AlertConfig, AlertEngine
 from gateway.contract.v1 import topic_readings
 from gateway.ingest.metrics import IngestMetrics
 from gateway.ingest.mqtt_session import Delivery, MqttReceiver, ReceiverConfig
@@ -63,6 +64,7 @@ class Ingester:
         registry: Registry,
         config: IngestConfig | None = None,
         metrics: IngestMetrics | None = None,
+        alerts: AlertConfig | None = None,
     ) -> None:
         self.config = config or IngestConfig()
         self.store = store
@@ -70,6 +72,9 @@ class Ingester:
         self.stats = IngestStats()
         self.metrics = metrics or IngestMetrics()
         self.receiver = MqttReceiver(receiver, self._on_delivery, self._on_connection)
+        self.alerts = AlertEngine(
+            registry, lambda t, p, r: self.receiver.publish(t, p, qos=1, retain=r), alerts
+        )
         self._pending: list[Delivery] = []
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -95,8 +100,12 @@ class Ingester:
 
     async def run(self) -> None:
         """Run until :meth:`stop`; then drain what was received, acknowledge and return."""
+        latest = getattr(self.store, "latest_per_patient", None)
+        if latest is not None:
+            self.alerts.seed(await latest())
         receiver = asyncio.create_task(self.receiver.run(), name="mqtt receiver")
         relinker = asyncio.create_task(self._relink_loop(), name="relink")
+        stale = asyncio.create_task(self.alerts.run_timer(), name="stale check")
         try:
             while not self._stopping.is_set():
                 await self._wait_for_batch()
@@ -104,9 +113,11 @@ class Ingester:
             await self._flush()
         finally:
             relinker.cancel()
+            stale.cancel()
             await self.receiver.close()
             receiver.cancel()
-            await asyncio.gather(receiver, relinker, return_exceptions=True)
+            await asyncio.gather(receiver, relinker, stale, return_exceptions=True)
+            await self.alerts.close()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -204,6 +215,7 @@ class Ingester:
         now = datetime.now(UTC)
         for r in outcome.stored:
             m.lag.observe(max(0.0, (now - r.time).total_seconds()))
+        await self._alerts(outcome.stored)
         for q in outcome.quarantined:
             self.stats.quarantined[q.reason] += 1
             m.quarantined.labels(q.reason).inc()
@@ -213,6 +225,14 @@ class Ingester:
         if outcome.stored:
             for queue in self.listeners:
                 queue.put_nowait(outcome.stored)
+
+    async def _alerts(self, stored: list[StoredReading]) -> None:
+        if not stored:
+            return
+        try:
+            await self.alerts.on_stored(stored)
+        except Exception:  # alerting must never stop ingestion; the error is logged
+            log.exception("alert evaluation failed")
 
     async def _relink_loop(self) -> None:
         done_at = -1

@@ -189,6 +189,7 @@ class Registry(AlertsMixin):
         self._by_serial: dict[str, list[Assignment]] = {}
         self._starts: dict[str, list[datetime]] = {}
         self._hub_of: dict[str, str | None] = {}
+        self._thresholds: dict[str, tuple[float | None, float | None]] = {}
         self._audit_seen = -1
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -372,8 +373,32 @@ class Registry(AlertsMixin):
         self._starts = {k: [a.valid_from for a in v] for k, v in by_serial.items()}
         async with self.session() as s:
             self._hub_of = {d.serial: d.hub_id for d in (await s.scalars(select(Device))).all()}
+            self._thresholds = {
+                p.id: (p.low_mg_dl, p.high_mg_dl) for p in (await s.scalars(select(Patient))).all()
+            }
         self._audit_seen = latest
         return True
+
+    def thresholds(self, patient_id: str) -> tuple[float | None, float | None]:
+        """Per-patient (low, high) alert thresholds in mg/dL; None = the default."""
+        return self._thresholds.get(patient_id, (None, None))
+
+    def patients_with_devices(self) -> set[str]:
+        """Patients with an open-ended or current assignment (checked for stale data)."""
+        return {
+            a.patient_id for spans in self._by_serial.values() for a in spans if a.valid_to is None
+        }
+
+    async def set_thresholds(
+        self, patient_id: str, *, low_mg_dl: float | None, high_mg_dl: float | None
+    ) -> None:
+        async with self.session() as s, s.begin():
+            p = await s.get(Patient, patient_id)
+            if p is None:
+                raise UnknownEntityError("patient", patient_id)
+            p.low_mg_dl, p.high_mg_dl = low_mg_dl, high_mg_dl
+            self._audit(s, "patient.thresholds", patient=patient_id, low=low_mg_dl, high=high_mg_dl)
+        await self.refresh(force=True)
 
     @property
     def version(self) -> int:

@@ -1,0 +1,218 @@
+"""Alert engine in the ingest path: glucose thresholds, rapid change, stale data and
+device annunciations.
+
+Episodes live in the registry (start, acknowledge, clear) so they survive a restart and
+are de-duplicated while active. Each change is published retained to
+``diatabase/v1/alerts/{patient}`` (the open alerts of that patient) and optionally POSTed
+to a webhook. Only a patient's newest reading, and only while it is recent, can start or
+clear a glucose alert: a backfilled week of data does not ring last Tuesday's low now.
+Stale data is checked on a timer, not only when readings arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from gateway.derived import rate_mg_dl_per_min
+from gateway.registry.models import AlertRow
+from gateway.registry.service import Registry
+from gateway.store.base import StoredReading
+
+log = logging.getLogger(__name__)
+
+ALERT_TOPIC = "diatabase/v1/alerts/{patient}"
+
+# Annunciation names (drivers' snake_case) that raise a device alert, by alert kind.
+DEVICE_ALERTS = {
+    "sensor_fault": {"sensor_malfunction", "general_device_fault", "device_fault"},
+    "battery_low": {"device_battery_low", "battery_low"},
+    "pump_occlusion": {"occlusion", "pump_occlusion"},
+    "reservoir_low": {"reservoir_low"},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertConfig:
+    urgent_low_mg_dl: float = 54.0
+    low_mg_dl: float = 70.0
+    high_mg_dl: float = 250.0
+    rapid_mg_dl_min: float = 3.0
+    stale_after: timedelta = timedelta(minutes=20)
+    check_every_s: float = 60.0
+    webhook_url: str | None = None
+    webhook_timeout_s: float = 5.0
+
+
+Publish = Callable[[str, bytes, bool], bool]
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        registry: Registry,
+        publish: Publish | None = None,
+        config: AlertConfig | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.registry = registry
+        self.publish = publish
+        self.config = config or AlertConfig()
+        self.clock = clock
+        self.recent: dict[str, deque[tuple[datetime, float]]] = defaultdict(lambda: deque(maxlen=6))
+        self.last_seen: dict[str, datetime] = {}
+        self._http: httpx.AsyncClient | None = None
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def seed(self, latest: Iterable[StoredReading]) -> None:
+        """Start from what the store already holds (so stale data is known at start)."""
+        for r in latest:
+            if r.mg_dl is not None:
+                self._remember(r)
+
+    def _remember(self, r: StoredReading) -> None:
+        assert r.mg_dl is not None
+        q = self.recent[r.patient_id]
+        if q and r.time <= q[-1][0]:
+            return  # older than what we have: backfill, not news
+        q.append((r.time, r.mg_dl))
+        self.last_seen[r.patient_id] = r.time
+
+    async def on_stored(self, readings: Iterable[StoredReading]) -> None:
+        newest: dict[str, StoredReading] = {}
+        for r in sorted(readings, key=lambda x: x.time):
+            if r.mg_dl is not None and r.kind in {"cgm", "bg"}:
+                self._remember(r)
+                if self.last_seen.get(r.patient_id) == r.time:
+                    newest[r.patient_id] = r
+            await self._device_alerts(r)
+        now = self.clock()
+        for patient, r in newest.items():
+            if now - r.time > self.config.stale_after:
+                continue
+            await self._glucose_alerts(patient, r, now)
+
+    async def _glucose_alerts(self, patient: str, r: StoredReading, now: datetime) -> None:
+        assert r.mg_dl is not None
+        low_t, high_t = self.registry.thresholds(patient)
+        cfg = self.config
+        mg = r.mg_dl
+        states = {
+            "urgent_low": ("urgent", mg < cfg.urgent_low_mg_dl),
+            "low": ("warning", cfg.urgent_low_mg_dl <= mg < (low_t or cfg.low_mg_dl)),
+            "high": ("warning", mg > (high_t or cfg.high_mg_dl)),
+        }
+        rate = rate_mg_dl_per_min(list(self.recent[patient]))
+        states["rapid_fall"] = ("warning", rate is not None and rate < -cfg.rapid_mg_dl_min)
+        states["rapid_rise"] = ("info", rate is not None and rate > cfg.rapid_mg_dl_min)
+        states["stale"] = ("warning", False)
+        for kind, (severity, active) in states.items():
+            await self._set(patient, kind, severity, active, r.time, r.serial, mg)
+
+    async def _device_alerts(self, r: StoredReading) -> None:
+        names = set(r.status)
+        for kind, triggers in DEVICE_ALERTS.items():
+            if names & triggers:
+                await self._set(
+                    r.patient_id,
+                    kind,
+                    "warning",
+                    True,
+                    r.time,
+                    r.serial,
+                    r.mg_dl,
+                    detail=", ".join(sorted(names & triggers)),
+                )
+
+    async def check_stale(self) -> None:
+        now = self.clock()
+        for patient in self.registry.patients_with_devices():
+            seen = self.last_seen.get(patient)
+            stale = seen is None or now - seen > self.config.stale_after
+            detail = "no reading yet" if seen is None else f"last reading {seen.isoformat()}"
+            await self._set(patient, "stale", "warning", stale, now, None, None, detail=detail)
+
+    async def run_timer(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.check_every_s)
+            try:
+                await self.registry.refresh()
+                await self.check_stale()
+            except Exception as err:  # keep checking; the next round may succeed
+                log.warning("stale check failed: %s", err)
+
+    async def _set(
+        self,
+        patient: str,
+        kind: str,
+        severity: str,
+        active: bool,
+        at: datetime,
+        serial: str | None,
+        mg: float | None,
+        *,
+        detail: str = "",
+    ) -> None:
+        if active:
+            row = await self.registry.start_alert(
+                patient, kind, severity, at, serial=serial, value_mg_dl=mg, detail=detail
+            )
+            if row is not None:
+                log.warning("alert %s started for %s (%s)", kind, patient, mg)
+                await self._announce(patient, row, "started")
+        else:
+            row = await self.registry.clear_alert(patient, kind, at)
+            if row is not None:
+                log.info("alert %s cleared for %s", kind, patient)
+                await self._announce(patient, row, "cleared")
+
+    async def _announce(self, patient: str, row: AlertRow, change: str) -> None:
+        open_alerts = await self.registry.open_alerts(patient)
+        body = {
+            "patient": patient,
+            "changed": {"id": row.id, "kind": row.kind, "change": change},
+            "open": [alert_json(a) for a in open_alerts],
+        }
+        payload = json.dumps(body).encode()
+        if self.publish is not None:
+            self.publish(ALERT_TOPIC.format(patient=patient), payload, True)
+        if self.config.webhook_url:
+            await self._webhook(payload)
+
+    async def _webhook(self, payload: bytes) -> None:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.config.webhook_timeout_s)
+        try:
+            resp = await self._http.post(
+                self.config.webhook_url or "",
+                content=payload,
+                headers={"content-type": "application/json"},
+            )
+            resp.raise_for_status()
+        except httpx.HTTPError as err:
+            log.warning("alert webhook failed: %s", err)
+
+
+def alert_json(a: AlertRow) -> dict[str, object]:
+    return {
+        "id": a.id,
+        "kind": a.kind,
+        "severity": a.severity,
+        "started_at": a.started_at.isoformat(),
+        "acknowledged_at": a.acknowledged_at.isoformat() if a.acknowledged_at else None,
+        "cleared_at": a.cleared_at.isoformat() if a.cleared_at else None,
+        "serial": a.serial,
+        "value_mg_dl": a.value_mg_dl,
+        "detail": a.detail,
+    }

@@ -1,0 +1,126 @@
+"""Alert engine over a real registry: start, de-duplicate, clear, stale on a timer,
+device annunciations, backfill does not ring, thresholds per patient."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.alerts import AlertConfig, AlertEngine
+from gateway.contract.urls import StoreUrl
+from gateway.registry.service import Registry
+from gateway.store.base import StoredReading
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def reading(
+    minutes_ago: float, mg: float, *, patient: str = "P-1", status: tuple[str, ...] = ()
+) -> StoredReading:
+    t = NOW - timedelta(minutes=minutes_ago)
+    return StoredReading(
+        key=f"{patient}-{minutes_ago}",
+        patient_id=patient,
+        hub_id="hub-1",
+        serial="CGM1",
+        device_kind="cgm",
+        kind="cgm",
+        time=t,
+        device_time=t.replace(tzinfo=None),
+        clock_offset_s=0.0,
+        value=mg,
+        unit="mg/dL",
+        mg_dl=mg,
+        status=status,
+    )
+
+
+class Published:
+    """Collects what the engine hands to its MQTT publish seam."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, dict[str, object], bool]] = []
+
+    def __call__(self, topic: str, payload: bytes, retain: bool) -> bool:
+        self.messages.append((topic, json.loads(payload), retain))
+        return True
+
+
+@pytest.fixture
+async def registry(tmp_path: Path) -> AsyncIterator[Registry]:
+    reg = Registry(StoreUrl.parse(f"sqlite:///{tmp_path}/r.db"))
+    await reg.open()
+    await reg.add_patient("P-1")
+    await reg.add_patient("P-2")
+    await reg.add_device("CGM1", "cgm")
+    await reg.assign("CGM1", "P-1", NOW - timedelta(days=30))
+    yield reg
+    await reg.close()
+
+
+async def kinds(reg: Registry, patient: str = "P-1") -> list[str]:
+    return sorted(a.kind for a in await reg.open_alerts(patient))
+
+
+async def test_low_starts_once_and_clears(registry: Registry) -> None:
+    pub = Published()
+    engine = AlertEngine(registry, pub, clock=lambda: NOW)
+    await engine.on_stored([reading(10, 65)])
+    await engine.on_stored([reading(5, 62)])  # still low: same episode
+    assert await kinds(registry) == ["low"]
+    assert len([m for m in pub.messages if m[1]["changed"]["change"] == "started"]) == 1  # type: ignore[index]
+    topic, body, retain = pub.messages[-1]
+    assert [a["kind"] for a in body["open"]] == ["low"]  # type: ignore[index,union-attr]
+    assert topic == "diatabase/v1/alerts/P-1" and retain
+    await engine.on_stored([reading(0, 95)])
+    assert await kinds(registry) == []
+    assert pub.messages[-1][1]["open"] == []
+
+
+async def test_urgent_low_and_rapid_fall(registry: Registry) -> None:
+    engine = AlertEngine(registry, clock=lambda: NOW)
+    # 120 -> 50 over 15 minutes: about -4.7 mg/dL/min and below 54.
+    await engine.on_stored([reading(15, 120), reading(10, 100), reading(5, 75), reading(0, 50)])
+    assert await kinds(registry) == ["rapid_fall", "urgent_low"]
+
+
+async def test_backfilled_old_low_does_not_ring(registry: Registry) -> None:
+    engine = AlertEngine(registry, clock=lambda: NOW)
+    await engine.on_stored([reading(6 * 60, 45)])  # six hours old
+    assert await kinds(registry) == []
+
+
+async def test_per_patient_high_threshold(registry: Registry) -> None:
+    await registry.set_thresholds("P-1", low_mg_dl=None, high_mg_dl=200)
+    engine = AlertEngine(registry, clock=lambda: NOW)
+    await engine.on_stored([reading(0, 210)])
+    await engine.on_stored([reading(0, 210, patient="P-2")])
+    assert await kinds(registry, "P-1") == ["high"]
+    assert await kinds(registry, "P-2") == []  # default 250
+
+
+async def test_stale_is_checked_on_a_timer(registry: Registry) -> None:
+    now = [NOW]
+    engine = AlertEngine(registry, clock=lambda: now[0], config=AlertConfig())
+    await engine.on_stored([reading(0, 100)])
+    await engine.check_stale()
+    assert await kinds(registry) == []
+    now[0] = NOW + timedelta(minutes=21)  # no reading for 21 minutes
+    await engine.check_stale()
+    assert await kinds(registry) == ["stale"]
+    await engine.on_stored([reading(-21, 110)])
+    assert await kinds(registry) == []
+
+
+async def test_device_annunciation_and_acknowledge(registry: Registry) -> None:
+    engine = AlertEngine(registry, clock=lambda: NOW)
+    await engine.on_stored([reading(0, 100, status=("sensor_malfunction",))])
+    (alert,) = await registry.open_alerts("P-1")
+    assert alert.kind == "sensor_fault"
+    acked = await registry.acknowledge_alert(alert.id, "nurse-7", NOW)
+    assert acked is not None and acked.acknowledged_by == "nurse-7"
+    assert (await registry.open_alerts("P-1"))[0].acknowledged_at is not None
