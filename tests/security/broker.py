@@ -302,9 +302,12 @@ class V5Client:
             self._cond.notify_all()
 
     def wait_for(self, cond: Any, timeout: float = 20.0, what: str = "condition") -> None:
+        """Wait for ``cond``; a lost connection ends the wait at once (unless awaited)."""
         with self._cond:
-            if not self._cond.wait_for(cond, timeout):
-                raise AssertionError(f"{self.client_id}: {what} not reached within {timeout} s")
+            self._cond.wait_for(lambda: cond() or self._disconnected, timeout)
+            if not cond():
+                state = "disconnected" if self._disconnected else f"not within {timeout} s"
+                raise AssertionError(f"{self.client_id}: {what}: {state}")
 
     # blocking API
     def connect(self) -> int:

@@ -11,6 +11,19 @@ import pytest
 from tests.harness import HarnessError, MissingBinaryError
 from tests.security.broker import Pki, ShippedMosquitto, make_pki
 
+_BROKERS = pytest.StashKey[list[ShippedMosquitto]]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """On failure, append the log of every broker the test started (even via the factory)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for server in item.stash.get(_BROKERS, []):
+            if server not in getattr(item, "funcargs", {}).values():
+                report.sections.append((f"broker log ({server.log_path})", server.log_tail(80)))
+
 
 @pytest.fixture
 def certs(tmp_path: Path) -> Pki:
@@ -18,7 +31,10 @@ def certs(tmp_path: Path) -> Pki:
 
 
 @pytest.fixture
-def make_broker(certs: Pki) -> Iterator[Callable[..., ShippedMosquitto]]:
+def make_broker(
+    certs: Pki, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., ShippedMosquitto]]:
+    """``make_broker(config_text=...)``: Mosquitto on the shipped config (or a variant)."""
     made: list[ShippedMosquitto] = []
 
     def make(**kwargs: Any) -> ShippedMosquitto:
@@ -27,6 +43,7 @@ def make_broker(certs: Pki) -> Iterator[Callable[..., ShippedMosquitto]]:
         except MissingBinaryError as exc:
             pytest.fail(str(exc), pytrace=False)
         made.append(server)
+        request.node.stash.setdefault(_BROKERS, []).append(server)
         try:
             server.start()
         except HarnessError as exc:
