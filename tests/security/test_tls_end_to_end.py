@@ -120,11 +120,6 @@ async def test_edge_publisher_to_ingest_receiver_over_tls(
     assert "u'hub-1'" in log and "u'svc-ingest'" in log  # each with its own identity
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="edge.publisher deletes outbox rows on any PUBACK, even 0x87 not authorised "
-    "(docs/security.md, 'Findings for other components')",
-)
 async def test_hub_publishing_under_another_id_is_refused_and_keeps_its_rows(
     broker: ShippedMosquitto, certs: Pki, tmp_path: Path
 ) -> None:
@@ -141,8 +136,7 @@ async def test_hub_publishing_under_another_id_is_refused_and_keeps_its_rows(
             pub = publisher(broker, certs, box, "hub-2", cert_of="hub-1")
             pub_task = asyncio.create_task(pub.run())
             try:
-                # Today the publisher counts the refused batch as sent and deletes it; a
-                # fixed one keeps it and counts it in stats.refused.
+                # The refused batch stays in the outbox and is counted in stats.refused.
                 await until(
                     lambda: box.depth == 0 or getattr(pub.stats, "refused", 0) > 0,
                     what="the refused batch to be handled",
