@@ -41,7 +41,6 @@ class EdgeAgent:
     settings: EdgeSettings
     client_factory: Callable[..., BleakClient] = BleakClient
     driver_factories: dict[str, DriverFactory] = field(default_factory=default_driver_factories)
-    sleep: Callable[[float], Any] = asyncio.sleep
     outbox: Outbox = field(init=False)
     publisher: Publisher = field(init=False)
     tasks: list[DeviceTask] = field(default_factory=list)
@@ -74,7 +73,6 @@ class EdgeAgent:
             outbox=self.outbox,
             client_factory=self.client_factory,
             driver_factory=self.driver_factories[config.kind],
-            sleep=self.sleep,
         )
         self.tasks.append(task)
         return task

@@ -10,6 +10,7 @@ outbox pauses syncing instead of dropping anything.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -70,11 +71,12 @@ class DeviceTask:
     outbox: Outbox
     client_factory: Callable[..., BleakClient]
     driver_factory: Callable[[BleakClient], Any]
-    sleep: Callable[[float], Any] = asyncio.sleep
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 120.0
     state: DeviceState = field(init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    syncs: int = 0
 
     def __post_init__(self) -> None:
         self.state = DeviceState(self.config)
@@ -94,7 +96,7 @@ class DeviceTask:
                     )
                     failing_since = None
                 delay = self.backoff_initial_s
-                await self.sleep(self.config.poll_interval_s)
+                await self._pause(self.config.poll_interval_s)
             except (BleakError, DriversError, TimeoutError, OSError, EOFError) as err:
                 self.state.failures += 1
                 self.state.last_error = f"{type(err).__name__}: {err}"
@@ -110,6 +112,16 @@ class DeviceTask:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+
+    def wake(self) -> None:
+        """Sync now instead of at the next poll (an operator request, the demo's drain)."""
+        self._wake.set()
+
+    async def _pause(self, seconds: float) -> None:
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
 
     async def _session(self) -> None:
         async with self.client_factory(self.address, pair=self.config.pair) as client:
@@ -125,6 +137,7 @@ class DeviceTask:
             cursor = await self.outbox.cursor(identity.serial, STREAM)
             await self._drain(identity.serial, driver.sync(cursor), offset, live=False)
             self.state.last_sync = datetime.now(UTC)
+            self.syncs += 1
             live = getattr(driver, "live", None)
             if live is not None:
                 await self._drain(identity.serial, live(), offset, live=True)
