@@ -54,6 +54,17 @@ class LatestGlucose:
     flags: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class IngestWindow:
+    """What the store took in during the last ``window_s`` seconds (the ops view)."""
+
+    window_s: float
+    readings: int
+    messages: int  # distinct batch ids: one batch is one MQTT message
+    lags_s: tuple[float, ...] | None  # stored_at - reading time; None when the sink cannot tell
+    by_stored_time: bool  # False: counted by reading time (the sink keeps no stored_at)
+
+
 class ReadingStore(Protocol):
     async def open(self) -> ReadingStore: ...
     async def close(self) -> None: ...
@@ -65,6 +76,17 @@ class ReadingStore(Protocol):
         self, patient_id: str, since: datetime, until: datetime | None = None
     ) -> list[StoredReading]: ...
     async def count(self) -> int: ...
+
+
+class QueryStore(ReadingStore, Protocol):
+    """The read side the web views need (SQLite and InfluxDB 1.x implement it)."""
+
+    async def latest_per_patient(self) -> list[StoredReading]: ...
+    async def change_marker(self) -> object:
+        """Cheap, comparable value that changes when readings are stored."""
+        ...
+
+    async def ingest_window(self, window_s: float = 60.0) -> IngestWindow: ...
 
 
 def open_store(url: StoreUrl) -> ReadingStore:

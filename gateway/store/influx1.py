@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from gateway.contract.urls import StoreUrl
-from gateway.store.base import StoredReading, StoreError, WriteResult
+from gateway.store.base import IngestWindow, StoredReading, StoreError, WriteResult
 from gateway.store.lineprotocol import GLUCOSE, INSULIN, line, lines
 
 
@@ -114,6 +114,47 @@ class Influx1Store:
             rows = await self.query(f"SELECT count(value) FROM {meas}")
             total += sum(int(r.get("count", 0)) for r in rows)
         return total
+
+    # -- read side of the web views ------------------------------------------------------
+    async def latest_per_patient(self) -> list[StoredReading]:
+        rows = await self.query(
+            f"SELECT * FROM {GLUCOSE} WHERE mg_dl > 0 GROUP BY patient ORDER BY time DESC LIMIT 1"
+        )
+        return [_reading(r) for r in rows]
+
+    async def change_marker(self) -> object:
+        # InfluxDB keeps no insertion time: the newest point's time plus the count of the
+        # last hour move when a reading arrives (a write over an existing point does not).
+        rows = await self.query(
+            f"SELECT last(value) FROM {GLUCOSE}; "
+            f"SELECT count(value) FROM {GLUCOSE} WHERE time > now() - 1h"
+        )
+        return tuple(sorted((k, str(v)) for r in rows for k, v in r.items()))
+
+    async def ingest_window(
+        self, window_s: float = 60.0, *, now: datetime | None = None
+    ) -> IngestWindow:
+        """Approximated by reading time (InfluxDB keeps no stored_at): points whose time is
+        in the window, and their distinct batches; lags are unknown here (the ingester's
+        diatabase_lag_seconds has them)."""
+        until = now or datetime.now(UTC)
+        since = until.timestamp() - window_s
+        where = f"time > {_ns(datetime.fromtimestamp(since, UTC))} AND time <= {_ns(until)}"
+        readings = messages = 0
+        for meas in (GLUCOSE, INSULIN):
+            rows = await self.query(
+                f"SELECT count(value) AS n FROM {meas} WHERE {where}; "
+                f"SELECT count(distinct(batch)) AS b FROM {meas} WHERE {where}"
+            )
+            readings += sum(int(r.get("n") or 0) for r in rows)
+            messages += sum(int(r.get("b") or 0) for r in rows)
+        return IngestWindow(
+            window_s=window_s,
+            readings=readings,
+            messages=messages,
+            lags_s=None,
+            by_stored_time=False,
+        )
 
 
 def _ns(dt: datetime) -> str:

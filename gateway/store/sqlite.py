@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import aiosqlite
 
 from gateway.contract.urls import StoreUrl
-from gateway.store.base import StoredReading, StoreError, WriteResult
+from gateway.store.base import IngestWindow, StoredReading, StoreError, WriteResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -166,3 +166,50 @@ class SqliteStore:
         async with self.db.execute("SELECT COUNT(*) FROM readings") as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    # -- read side of the web views ------------------------------------------------------
+    async def change_marker(self) -> object:
+        # MAX(rowid) is a b-tree lookup: it moves with every new row and costs nothing
+        # to poll; a duplicate (ON CONFLICT DO NOTHING) adds no row and changes nothing.
+        async with self.db.execute("SELECT MAX(rowid) FROM readings") as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def ingest_window(
+        self, window_s: float = 60.0, *, now: datetime | None = None, max_rows: int = 1_000_000
+    ) -> IngestWindow:
+        """Readings stored in the last ``window_s`` s, their batches and lags.
+
+        Rows are appended, so stored_at_ms grows with rowid: the window is the table's
+        tail, read backwards in chunks (stored_at_ms has no index and needs none).
+        """
+        cutoff = _ms(now or datetime.now(UTC)) - round(window_s * 1000)
+        lags: list[float] = []
+        batches: set[str] = set()
+        below: int | None = None
+        while len(lags) < max_rows:
+            sql = "SELECT rowid, stored_at_ms, time_ms, batch_id FROM readings"
+            args: list[object] = []
+            if below is not None:
+                sql += " WHERE rowid < ?"
+                args.append(below)
+            async with self.db.execute(sql + " ORDER BY rowid DESC LIMIT 5000", args) as cur:
+                rows = await cur.fetchall()
+            if not rows:
+                break
+            for rowid, stored_at, time_ms, batch_id in rows:
+                if stored_at < cutoff:
+                    rows = []
+                    break
+                lags.append((stored_at - time_ms) / 1000)
+                batches.add(batch_id)
+                below = rowid
+            if not rows:
+                break
+        return IngestWindow(
+            window_s=window_s,
+            readings=len(lags),
+            messages=len(batches),
+            lags_s=tuple(lags),
+            by_stored_time=True,
+        )
