@@ -76,6 +76,7 @@ class PublishRefusedError(aiomqtt.MqttError):
         super().__init__(f"broker refused the publish: reason code 0x{code:02X}")
 
 
+NO_MATCHING_SUBSCRIBERS = 0x10
 _publish_mid: contextvars.ContextVar[list[int]] = contextvars.ContextVar("publish_mid")
 
 
@@ -118,7 +119,10 @@ class _AckCheckingClient(aiomqtt.Client):
         qos: int,
         retain: bool = False,
         timeout: float | None = None,  # noqa: ASYNC109 - passed through to aiomqtt's own
+        unheard_ok: bool = False,
     ) -> None:
+        """Publish and raise PublishRefusedError on a failure PUBACK; ``unheard_ok`` accepts
+        "no matching subscribers" (a retained status nobody listens to yet is fine)."""
         holder: list[int] = []
         token = _publish_mid.set(holder)
         try:
@@ -127,7 +131,7 @@ class _AckCheckingClient(aiomqtt.Client):
             _publish_mid.reset(token)
         for mid in holder:
             code = self.refused.pop(mid, None)
-            if code is not None:
+            if code is not None and not (unheard_ok and code == NO_MATCHING_SUBSCRIBERS):
                 raise PublishRefusedError(code)
 
 
@@ -206,7 +210,8 @@ class Publisher:
                     continue
                 failing_since = self._failed(err, failing_since)
             except PublishRefusedError as err:
-                # Misconfigured identity or ACL: keep the rows, say so loudly, back off.
+                # Misconfigured identity or ACL, or nobody subscribed: keep the rows, say
+                # so loudly, back off.
                 self.stats.refused += 1
                 failing_since = self._failed(err, failing_since)
                 delay = self.config.backoff_max_s
@@ -290,6 +295,7 @@ class Publisher:
             status.model_dump_json(by_alias=True).encode(),
             qos=1,
             retain=True,
+            unheard_ok=True,
         )
 
 

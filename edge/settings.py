@@ -38,7 +38,8 @@ class OutboxConfig(BaseModel):
 
 class PublishConfig(BaseModel):
     max_batch_readings: int = Field(default=500, ge=1, le=1000)
-    max_batch_bytes: int = Field(default=256 * 1024, ge=4096)
+    # The shipped broker refuses packets over 1 MiB (deploy/mosquitto/mosquitto.conf).
+    max_batch_bytes: int = Field(default=256 * 1024, ge=4096, le=1_000_000)
     max_in_flight: int = Field(default=4, ge=1, le=64)
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
 

@@ -19,6 +19,7 @@ from rich.console import Console
 from gateway import __version__
 from gateway.cli.admin import quarantine_app, registry_app
 from gateway.cli.config import fail, load_settings
+from gateway.cli.pki import pki_app
 
 app = typer.Typer(
     name="diatabase",
@@ -31,6 +32,7 @@ edge_app = typer.Typer(help="The home-hub agent.", no_args_is_help=True)
 app.add_typer(edge_app, name="edge")
 app.add_typer(registry_app, name="registry")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(pki_app, name="pki")
 console = Console()
 
 ConfigOpt = Annotated[
@@ -89,7 +91,6 @@ def decode(
 ) -> None:
     """Decode a Bluetooth SIG characteristic value and print it as JSON."""
     from drivers.codec_registry import CODECS
-
     from drivers.errors import DecodeError
 
     codec = CODECS.get(characteristic)
