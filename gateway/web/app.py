@@ -104,7 +104,8 @@ def _html(
 def _parse_end(raw: str | None) -> datetime | None:
     if not raw:
         return None
-    dt = datetime.fromisoformat(raw)
+    # a "+" left unencoded in a query string arrives as a space
+    dt = datetime.fromisoformat(raw.strip().replace(" ", "+"))
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 from sqlalchemy import func, select
 
@@ -245,7 +246,7 @@ def render_rows(snap: ClinicSnapshot, units: Units) -> str:
         unit = "" if row.mg_dl is None else f' <span class="unit">{units}</span>'
         out.append(
             f'<tr data-patient="{e(row.patient_id)}" class="{" ".join(cls)}">'
-            f'<td><a href="/patients/{e(row.patient_id)}">{e(row.patient_id)}</a></td>'
+            f'<td><a href="/patients/{e(quote(row.patient_id, safe=""))}">{e(row.patient_id)}</a></td>'
             f'<td class="glucose {glucose_class(row.mg_dl)}"><span class="value">{value}</span>{unit}</td>'
             f'<td class="trend" title="{e(row.direction.value)}{rate}">'
             f'<span class="arrow" data-direction="{e(row.direction.value)}">{arrow}</span></td>'

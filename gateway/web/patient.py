@@ -4,6 +4,7 @@ AGP summary of the chosen period, and the patient's alert episodes."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import select
 
@@ -163,7 +164,7 @@ def render_body(
 <h2>AGP summary · {days:g} days</h2>
 <section id="agp" data-days="{days:g}">{agp_table_html(agp, units)}</section>
 <p class="muted">Same figures as <code>diatabase report agp --patient {e(patient_id)} --days {days:g}</code>
-and <a href="/api/patients/{e(patient_id)}/agp?days={days:g}&amp;end={e(agp.end.isoformat())}">JSON</a>.</p>
+and <a href="/api/patients/{e(quote(patient_id))}/agp?{e(urlencode({"days": f"{days:g}", "end": agp.end.isoformat()}))}">JSON</a>.</p>
 <h2>Alert episodes</h2>
 {_alerts_table(alerts)}
 """
