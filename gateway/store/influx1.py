@@ -125,11 +125,13 @@ class Influx1Store:
     async def change_marker(self) -> object:
         # InfluxDB keeps no insertion time: the newest point's time plus the count of the
         # last hour move when a reading arrives (a write over an existing point does not).
-        rows = await self.query(
-            f"SELECT last(value) FROM {GLUCOSE}; "
-            f"SELECT count(value) FROM {GLUCOSE} WHERE time > now() - 1h"
+        newest = await self.query(f"SELECT last(value) FROM {GLUCOSE}")
+        recent = await self.query(f"SELECT count(value) FROM {GLUCOSE} WHERE time > now() - 1h")
+        # (a count row's time is the query's own lower bound: leave it out)
+        return (
+            tuple(r.get("time") for r in newest),
+            tuple(r.get("count") for r in recent),
         )
-        return tuple(sorted((k, str(v)) for r in rows for k, v in r.items()))
 
     async def ingest_window(
         self, window_s: float = 60.0, *, now: datetime | None = None
