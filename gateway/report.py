@@ -73,7 +73,7 @@ def agp_table_html(s: AgpSummary, units: Units = "mg/dL") -> str:
     bar = "".join(
         f'<div style="width:{s.time_in_ranges_pct[k]:.2f}%;background:{BAND_COLOURS[k]}" '
         f'title="{e(n)} {s.time_in_ranges_pct[k]:.1f} %"></div>'
-        for k, n, _, _ in reversed(BANDS)
+        for k, n, _, _ in BANDS
     )
     mean = fmt_glucose(s.mean_mg_dl, units) if s.mean_mg_dl is not None else DASH
     sd = (

@@ -359,10 +359,19 @@ def prometheus_text(fig: OpsFigures) -> bytes:
 
 
 # -- pages -------------------------------------------------------------------------------------
-def _s(v: float | None, unit: str = " s") -> str:
+def _s(v: float | None) -> str:
+    """A duration for people: ms below a second, then s, min, h, d."""
     if v is None:
         return DASH
-    return f"{v * 1000:.0f} ms" if unit == " s" and abs(v) < 1 else f"{v:.1f}{unit}"
+    for limit, div, unit, fmt in (
+        (1, 0.001, "ms", "{:.0f}"),
+        (120, 1, "s", "{:.1f}"),
+        (7200, 60, "min", "{:.1f}"),
+        (172800, 3600, "h", "{:.1f}"),
+    ):
+        if abs(v) < limit:
+            return f"{fmt.format(v / div)} {unit}"
+    return f"{v / 86400:.1f} d"
 
 
 def _card(value: str, label: str, metric: str) -> str:

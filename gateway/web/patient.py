@@ -69,7 +69,7 @@ def chart_svg(
             )
         tick += timedelta(hours=1)
     out.append(
-        f'<text x="{CHART_W - PAD_R}" y="{CHART_H - 8}" text-anchor="end">UTC · {units}</text>'
+        f'<text x="{CHART_W - PAD_R - 4}" y="{PAD_T + 12}" text-anchor="end">UTC · {units}</text>'
     )
     # the line, broken at gaps, then the points coloured by range
     segments: list[list[str]] = []

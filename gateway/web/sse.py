@@ -107,7 +107,9 @@ class LiveFeed(Generic[T]):
         try:
             if self._closed.is_set():
                 return
-            yield self.latest if self.latest is not None else await self._produce()
+            # a fresh one, not ``latest``: the poller may not have seen the newest change
+            # yet, and the page must never step back behind what it rendered on load
+            yield await self._produce()
             while True:
                 item = await q.get()
                 if item is _CLOSED:
