@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -45,6 +47,8 @@ from gateway.web.html import UNITS_COOKIE, Units, nav_links, page, unit_toggle, 
 from gateway.web.sse import LiveFeed, sse_event, sse_stream
 
 log = logging.getLogger(__name__)
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ServeSettings(BaseSettings):
@@ -332,6 +336,20 @@ class WebServer:
         feed: LiveFeed[Any] = app.state.feed
 
         class _Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                # As uvicorn's, minus re-raising the signal after serving: that would kill
+                # the process before run_server closes the stores; SIGTERM exits 0 instead.
+                if threading.current_thread() is not threading.main_thread():
+                    yield
+                    return
+                old = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+                try:
+                    yield
+                finally:
+                    for sig, handler in old.items():
+                        signal.signal(sig, handler)
+
             def handle_exit(self, sig: int, frame: Any) -> None:
                 # end the SSE streams first, or shutdown waits for them to time out
                 with contextlib.suppress(RuntimeError):
