@@ -27,12 +27,11 @@ DriverFactory = Callable[[BleakClient], Any]
 
 
 def default_driver_factories() -> dict[str, DriverFactory]:
-    from drivers.devices import CgmDriver, GlucoseMeterDriver, InsulinPumpDriver
+    from drivers.devices import CgmDriver, GlucoseMeterDriver
 
     return {
         DeviceKind.GLUCOSE_METER.value: GlucoseMeterDriver,
         DeviceKind.CGM.value: CgmDriver,
-        DeviceKind.INSULIN_PUMP.value: InsulinPumpDriver,
     }
 
 
@@ -58,6 +57,7 @@ class EdgeAgent:
                 max_batch_bytes=s.publish.max_batch_bytes,
                 max_in_flight=s.publish.max_in_flight,
                 session_expiry_s=s.publish.session_expiry_s,
+                protocol=s.mqtt_protocol,
                 ca_file=str(s.tls.ca_file) if s.tls.ca_file else None,
                 cert_file=str(s.tls.cert_file) if s.tls.cert_file else None,
                 key_file=str(s.tls.key_file) if s.tls.key_file else None,

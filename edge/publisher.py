@@ -56,6 +56,7 @@ class PublisherConfig:
     publish_timeout_s: float = 30.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    protocol: str = "auto"  # "5", "3.1.1" or "auto"
 
 
 @dataclass
@@ -147,6 +148,9 @@ class Publisher:
     _in_flight: set[int] = field(default_factory=set)
     _v5: bool = True
 
+    def __post_init__(self) -> None:
+        self._v5 = self.config.protocol != "3.1.1"
+
     def _tls(self) -> ssl.SSLContext | None:
         if not self.config.mqtt.tls:
             return None
@@ -204,7 +208,7 @@ class Publisher:
                     await self._session(client)
             except MqttConnectError as err:
                 rc = getattr(err.rc, "value", err.rc)
-                if self._v5 and rc in _UNSUPPORTED_PROTOCOL:
+                if self._v5 and rc in _UNSUPPORTED_PROTOCOL and self.config.protocol == "auto":
                     log.info("broker does not speak MQTT v5; using 3.1.1")
                     self._v5 = False
                     continue
@@ -216,6 +220,10 @@ class Publisher:
                 failing_since = self._failed(err, failing_since)
                 delay = self.config.backoff_max_s
             except (aiomqtt.MqttError, OSError, TimeoutError) as err:
+                if self.stats.connects == 0 and self.config.protocol == "auto":
+                    # Never connected yet: a 3.1.1-only broker may drop a v5 CONNECT
+                    # without answering; alternate protocols until one works.
+                    self._v5 = not self._v5
                 failing_since = self._failed(err, failing_since)
             finally:
                 self.stats.connected = False

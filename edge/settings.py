@@ -58,6 +58,9 @@ class EdgeSettings(BaseSettings):
     hub_id: HubId
     mqtt: MqttUrlField
     client_id: str | None = None
+    mqtt_protocol: Literal["auto", "5", "3.1.1"] = Field(
+        default="auto", description="auto: v5, falling back to 3.1.1 when the broker has no v5"
+    )
     devices: list[DeviceConfig] = Field(default_factory=list)
     discover_services: bool = Field(
         default=False, description="also serve any device advertising GLS/CGMS/IDS"

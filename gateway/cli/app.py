@@ -20,6 +20,7 @@ from gateway import __version__
 from gateway.cli.admin import quarantine_app, registry_app
 from gateway.cli.config import fail, load_settings
 from gateway.cli.pki import pki_app
+from gateway.cli.web import report_app, serve
 
 app = typer.Typer(
     name="diatabase",
@@ -33,6 +34,8 @@ app.add_typer(edge_app, name="edge")
 app.add_typer(registry_app, name="registry")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(pki_app, name="pki")
+app.add_typer(report_app, name="report")
+app.command()(serve)
 console = Console()
 
 ConfigOpt = Annotated[

@@ -66,7 +66,10 @@ class Demo:
         for pid, devices in self.devices.by_patient().items():
             series = await self.store.glucose_series(pid, now - timedelta(days=365))
             latest = series[-1] if series else None
-            recent = [(r.time, r.mg_dl) for r in series[-6:] if r.mg_dl is not None]
+            # Rate of change on the CGM's own clock: its intervals are real device minutes
+            # even when simulated time runs faster than the hub's.
+            cgm = [r for r in series if r.kind == "cgm" and r.mg_dl is not None][-6:]
+            recent = [(r.device_time, r.mg_dl) for r in cgm if r.mg_dl is not None]
             trend = direction(rate_mg_dl_per_min(recent))
             patients.append(
                 {
@@ -123,6 +126,7 @@ class Demo:
             edge_settings = EdgeSettings(
                 hub_id=HUB_ID,
                 mqtt=MqttUrl.parse(broker.url),
+                mqtt_protocol="3.1.1",  # the embedded broker speaks only 3.1.1
                 devices=[
                     DeviceConfig(kind=d.kind, address=d.address, poll_interval_s=d.poll_interval_s)
                     for d in self.devices.devices
@@ -139,6 +143,7 @@ class Demo:
                     client_id="demo-ingester",
                     topics=Ingester.default_topics(),
                     receive_maximum=100,
+                    protocol="3.1.1",
                 ),
                 self.store,
                 self.registry,
@@ -155,8 +160,13 @@ class Demo:
                     lifespan="off",
                 )
             )
-            tasks = [
-                asyncio.create_task(self.ingester.run(), name="ingester"),
+            tasks = [asyncio.create_task(self.ingester.run(), name="ingester")]
+            # The ingester's session must exist before the hub publishes: a broker
+            # delivers nothing to a subscription made after the fact.
+            async with asyncio.timeout(30):
+                while not self.ingester.receiver.connected:  # noqa: ASYNC110 - paho callback state
+                    await asyncio.sleep(0.02)
+            tasks += [
                 asyncio.create_task(self.agent.run(), name="edge agent"),
                 asyncio.create_task(server.serve(), name="web"),
             ]

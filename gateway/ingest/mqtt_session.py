@@ -76,6 +76,7 @@ class MqttReceiver:
     _misc: asyncio.Task[None] | None = None
     _disconnected: asyncio.Event = field(default_factory=asyncio.Event)
     _v5: bool = True
+    _v5_worked: bool = False
 
     def __post_init__(self) -> None:
         self._v5 = self.config.protocol != "3.1.1"
@@ -166,7 +167,14 @@ class MqttReceiver:
 
     async def _connect_once(self) -> None:
         while True:
-            client, rc = await self._attempt()
+            try:
+                client, rc = await self._attempt()
+            except (OSError, ConnectionError, TimeoutError):
+                # Some 3.1.1-only brokers close the socket on a v5 CONNECT instead of
+                # answering "unsupported protocol version": try 3.1.1 next time.
+                if self.config.protocol == "auto" and not self._v5_worked:
+                    self._v5 = not self._v5
+                raise
             if rc == 0:
                 break
             self._teardown()
@@ -178,6 +186,7 @@ class MqttReceiver:
         self.connected = True
         self.unacked = 0
         self.protocol = "5" if self._v5 else "3.1.1"
+        self._v5_worked = self._v5_worked or self._v5
         for topic in self.config.topics:
             client.subscribe(topic, qos=1)
         if self.on_connection_change:

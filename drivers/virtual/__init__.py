@@ -1,0 +1,17 @@
+"""Virtual BLE peripherals on bumble: a CGM and a glucose meter with synthetic traces,
+fault switches, and ground truth (``produced``) for end-to-end checks."""
+
+from drivers.virtual.cgm import VirtualCgm
+from drivers.virtual.clock import SimClock
+from drivers.virtual.meter import VirtualMeter
+from drivers.virtual.peripheral import Produced, VirtualPeripheral
+from drivers.virtual.world import VirtualWorld
+
+__all__ = [
+    "Produced",
+    "SimClock",
+    "VirtualCgm",
+    "VirtualMeter",
+    "VirtualPeripheral",
+    "VirtualWorld",
+]
