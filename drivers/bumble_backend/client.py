@@ -68,6 +68,7 @@ class BumbleBleakClient(BaseBleakClient):
     def mtu_size(self) -> int:
         return self._connection.att_mtu if self._connection is not None else 23
 
+    @property
     def is_connected(self) -> bool:
         return self._connection is not None
 
@@ -100,7 +101,9 @@ class BumbleBleakClient(BaseBleakClient):
             bs = BleakGATTService(service, service.handle, _uuid(service.uuid))
             collection.add_service(bs)
             for ch in service.characteristics:
-                props = [name for bit, name in _PROPERTY_NAMES if int(ch.properties) & bit]
+                props: list[Any] = [
+                    name for bit, name in _PROPERTY_NAMES if int(ch.properties) & bit
+                ]
                 bc = BleakGATTCharacteristic(
                     ch, ch.handle, _uuid(ch.uuid), props, lambda: self.mtu_size - 3, bs
                 )

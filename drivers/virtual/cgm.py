@@ -70,18 +70,20 @@ class VirtualCgm(VirtualPeripheral):
         self.session_start = (self.device_now() - history).replace(second=0, microsecond=0)
 
     def services(self) -> list[Service]:
-        self.measurement = Characteristic(short(uuids.CGM_MEASUREMENT), NOTIFY, "READABLE", b"")
+        self.measurement: Characteristic[bytes] = Characteristic(
+            short(uuids.CGM_MEASUREMENT), NOTIFY, "READABLE", b""
+        )
         feature = CgmFeature(
             CgmFeatureBits.CGM_TREND_INFORMATION
             | (CgmFeatureBits.E2E_CRC if self.crc else CgmFeatureBits(0)),
             GlucoseType.INTERSTITIAL_FLUID,
             SampleLocation.SUBCUTANEOUS_TISSUE,
         )
-        self.racp = Characteristic(
+        self.racp: Characteristic[bytes] = Characteristic(
             short(uuids.RECORD_ACCESS_CONTROL_POINT),
             WRITE | INDICATE,
             "WRITEABLE",
-            CharacteristicValue(write=self._on_racp),
+            CharacteristicValue[bytes](write=self._on_racp),
         )
         return [
             Service(
@@ -93,7 +95,7 @@ class VirtualCgm(VirtualPeripheral):
                         short(uuids.CGM_SESSION_START_TIME),
                         READ,
                         "READABLE",
-                        CharacteristicValue(read=lambda _c: self._session_start_bytes()),
+                        CharacteristicValue[bytes](read=lambda _c: self._session_start_bytes()),
                     ),
                     self.racp,
                 ],
@@ -125,7 +127,7 @@ class VirtualCgm(VirtualPeripheral):
         offset = 0
         while True:
             at = self.session_start + timedelta(minutes=offset)
-            await self.clock.sleep_until(at - self.clock_error)
+            await self.wait_device_time(at)
             record = self._record(offset)
             self.records.append(record)
             self.produced.append(

@@ -44,8 +44,10 @@ class SimClock:
             self._changed.set()
 
     async def sleep_until(self, when: datetime) -> None:
-        """Return once simulated time reaches ``when`` (never while paused)."""
+        """Return once simulated time reaches ``when`` (a paused clock does not advance)."""
         while True:
+            if when <= self.now():
+                return
             if self._paused_at is None:
                 left = (when - self.now()).total_seconds()
                 if left <= 0:

@@ -71,15 +71,17 @@ class VirtualMeter(VirtualPeripheral):
         self.history = history
 
     def services(self) -> list[Service]:
-        self.measurement = Characteristic(short(uuids.GLUCOSE_MEASUREMENT), NOTIFY, "READABLE", b"")
-        self.context = Characteristic(
+        self.measurement: Characteristic[bytes] = Characteristic(
+            short(uuids.GLUCOSE_MEASUREMENT), NOTIFY, "READABLE", b""
+        )
+        self.context: Characteristic[bytes] = Characteristic(
             short(uuids.GLUCOSE_MEASUREMENT_CONTEXT), NOTIFY, "READABLE", b""
         )
-        self.racp = Characteristic(
+        self.racp: Characteristic[bytes] = Characteristic(
             short(uuids.RECORD_ACCESS_CONTROL_POINT),
             WRITE | INDICATE,
             "WRITEABLE",
-            CharacteristicValue(write=self._on_racp),
+            CharacteristicValue[bytes](write=self._on_racp),
         )
         return [
             Service(
@@ -133,6 +135,10 @@ class VirtualMeter(VirtualPeripheral):
         )
         return m
 
+    def measure_now(self) -> GlucoseMeasurement:
+        """The user does a fingerstick now (device clock)."""
+        return self._add(self.device_now().replace(microsecond=0))
+
     async def produce(self) -> None:
         now = self.device_now()
         day = (now - self.history).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -140,7 +146,7 @@ class VirtualMeter(VirtualPeripheral):
             for at in self._test_times(day):
                 if at < now - self.history:
                     continue
-                await self.clock.sleep_until(at - self.clock_error)
+                await self.wait_device_time(at)
                 self._add(at)
             day += timedelta(days=1)
 

@@ -74,6 +74,8 @@ class VirtualPeripheral:
         self.device = Device(name=f"{self.model} {serial}", address=Address(address), host=host)
         self.device.add_services(self._common_services() + self.services())
         self._task: asyncio.Task[None] | None = None
+        # Set once the device has produced its history and waits for the future.
+        self.caught_up = asyncio.Event()
         self.connections: list[Connection] = []
         self.device.on("connection", self._on_connection)
 
@@ -93,13 +95,13 @@ class VirtualPeripheral:
             (uuids.FIRMWARE_REVISION_STRING, self.firmware),
         ):
             dis.append(Characteristic(short(uuid), READ, "READABLE", value.encode()))
-        battery = Characteristic(
+        battery: Characteristic[bytes] = Characteristic(
             short(uuids.BATTERY_LEVEL),
             READ,
             "READABLE",
-            CharacteristicValue(read=lambda _c: bytes([self.battery_pct])),
+            CharacteristicValue[bytes](read=lambda _c: bytes([self.battery_pct])),
         )
-        current_time = Characteristic(
+        current_time: Characteristic[bytes] = Characteristic(
             short(uuids.CURRENT_TIME),
             READ,
             "READABLE",
@@ -135,6 +137,12 @@ class VirtualPeripheral:
 
     async def produce(self) -> None:
         raise NotImplementedError
+
+    async def wait_device_time(self, at: datetime) -> None:
+        """Sleep until the device's own clock shows ``at``."""
+        if at > self.device_now():
+            self.caught_up.set()
+        await self.clock.sleep_until(at - self.clock_error)
 
     async def drop_connections(self) -> None:
         """Fault switch: the device goes out of range."""

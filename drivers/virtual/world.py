@@ -29,7 +29,7 @@ class VirtualWorld:
 
     def __init__(self, clock: SimClock, *, operation_timeout_s: float = 10.0) -> None:
         self.clock = clock
-        self.link = LocalLink()
+        self.link = LocalLink()  # type: ignore[no-untyped-call]
         controller = Controller("hub", link=self.link, public_address=HUB_ADDRESS)
         self.central = Device(
             name="hub",
@@ -61,12 +61,14 @@ class VirtualWorld:
         cgm = VirtualCgm(self.link, self._address(), serial, self.clock, **kwargs)
         self.peripherals.append(cgm)
         await cgm.start()
+        await cgm.caught_up.wait()
         return cgm
 
     async def add_meter(self, serial: str, **kwargs: Any) -> VirtualMeter:
         meter = VirtualMeter(self.link, self._address(), serial, self.clock, **kwargs)
         self.peripherals.append(meter)
         await meter.start()
+        await meter.caught_up.wait()
         return meter
 
     def client_factory(self, address: str, *, pair: bool = False, **kwargs: Any) -> BleakClient:
