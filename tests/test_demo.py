@@ -104,9 +104,10 @@ async def test_live_page_shows_patients_and_counters(tmp_path: Path, chromium_pa
                 )
             stored = page.locator('[data-counter="stored"] b')
             await expect(stored).not_to_have_text("0", timeout=15_000)
-            await page.screenshot(
-                path=str(Path(__file__).parents[1] / "docs" / "screenshots" / "demo-live.png")
-            )
+            # DIATABASE_SCREENSHOTS=1 refreshes the picture in docs/; otherwise it stays in tmp.
+            shots = Path(__file__).parents[1] / "docs" / "screenshots"
+            target = shots if os.environ.get("DIATABASE_SCREENSHOTS") else tmp_path
+            await page.screenshot(path=str(target / "demo-live.png"))
             await browser.close()
     finally:
         task.cancel()
