@@ -9,6 +9,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.contract.urls import MqttUrlField, StoreUrl, StoreUrlField
 
+
+def check_registry_url(v: StoreUrl) -> StoreUrl:
+    if v.scheme not in {"sqlite", "postgresql", "postgresql+asyncpg"}:
+        raise ValueError(f"registry must be sqlite:/// or postgresql://, got {v.raw!r}")
+    return v
+
+
 _ENV = SettingsConfigDict(env_prefix="DIATABASE_", env_nested_delimiter="__", extra="forbid")
 
 
@@ -42,9 +49,7 @@ class IngestSettings(BaseSettings):
     @field_validator("registry")
     @classmethod
     def _registry_kind(cls, v: StoreUrl) -> StoreUrl:
-        if v.scheme not in {"sqlite", "postgresql", "postgresql+asyncpg"}:
-            raise ValueError(f"registry must be sqlite:/// or postgresql://, got {v.raw!r}")
-        return v
+        return check_registry_url(v)
 
 
 class DemoSettings(BaseSettings):

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from gateway.demo.run import Demo
 from gateway.settings import DemoSettings
+from tests.browser import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.ble, pytest.mark.slow]
 
@@ -113,15 +114,3 @@ async def test_live_page_shows_patients_and_counters(tmp_path: Path, chromium_pa
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]

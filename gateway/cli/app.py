@@ -6,19 +6,18 @@ a hub that installed only the ``edge`` extra.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from gateway import __version__
 from gateway.cli.admin import quarantine_app, registry_app
-from gateway.cli.config import fail, load_settings
+from gateway.cli.config import fail, load_settings, run_async
 from gateway.cli.pki import pki_app
 from gateway.cli.web import report_app, serve
 
@@ -57,18 +56,6 @@ def _root(
     ] = False,
 ) -> None:
     pass
-
-
-def _run(coro: Any) -> Any:
-    """Run on uvloop when installed; SIGTERM/SIGINT cancel the main task cleanly."""
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    with runner:
-        return runner.run(coro)
 
 
 @app.command()
@@ -146,11 +133,11 @@ def ingest(
     setup_logging(log_level)
     from gateway.ingest.run import run_ingester
 
-    _run(run_ingester(settings))
+    run_async(run_ingester(settings))
 
 
 @edge_app.command("run")
-def edge_run(
+def edgerun_async(
     config: ConfigOpt = None,
     hub_id: Annotated[str | None, typer.Option(help="this hub's id")] = None,
     mqtt: Annotated[
@@ -165,7 +152,7 @@ def edge_run(
 
     settings = load_settings(EdgeSettings, config, hub_id=hub_id, mqtt=mqtt)
     setup_logging(log_level)
-    _run(run_edge(settings))
+    run_async(run_edge(settings))
 
 
 @edge_app.command("status")
@@ -185,7 +172,7 @@ def edge_status(
         path = load_settings(EdgeSettings, config).outbox.path
     if not path.is_file():
         raise fail(f"outbox {path} does not exist (has the agent run yet?)")
-    _run(print_status(path, console))
+    run_async(print_status(path, console))
 
 
 @app.command()
@@ -215,7 +202,7 @@ def demo(
     )
     from gateway.demo.run import run_demo
 
-    summary = _run(run_demo(settings, console=console))
+    summary = run_async(run_demo(settings, console=console))
     raise typer.Exit(0 if summary.lost == 0 else 1)
 
 

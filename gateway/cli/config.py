@@ -6,6 +6,7 @@ An invalid or missing setting ends the command with one line naming it, exit cod
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,18 @@ from rich.console import Console
 
 S = TypeVar("S", bound=BaseSettings)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def run_async(coro: Any) -> Any:
+    """Run a command's coroutine on uvloop when installed; Ctrl-C cancels it cleanly."""
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:
+        runner = asyncio.Runner()
+    with runner:
+        return runner.run(coro)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -6,7 +6,6 @@ only the ``edge`` extra can still load the CLI.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ import typer
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gateway.cli.config import fail, load_settings
+from gateway.cli.config import fail, load_settings, run_async
 from gateway.contract.urls import StoreUrl, StoreUrlField
 
 ConfigOpt = Annotated[
@@ -25,17 +24,6 @@ ConfigOpt = Annotated[
 ]
 
 report_app = typer.Typer(help="Reports computed from the stored readings.", no_args_is_help=True)
-
-
-def _run(coro: Any) -> Any:
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:
-        runner = asyncio.Runner()
-    with runner:
-        return runner.run(coro)
 
 
 def serve(
@@ -70,7 +58,7 @@ def serve(
     )
     setup_logging(log_level)
     with contextlib.suppress(KeyboardInterrupt):
-        _run(run_server(settings))
+        run_async(run_server(settings))
 
 
 class ReportSettings(BaseSettings):
@@ -116,7 +104,7 @@ def report_agp(
             await s.close()
 
     try:
-        summary = _run(compute())
+        summary = run_async(compute())
     except StoreError as err:
         raise fail(str(err)) from None
     text = as_json(patient, summary) if fmt == "json" else as_html(patient, summary, units)  # type: ignore[arg-type]

@@ -41,6 +41,7 @@ from starlette.staticfiles import StaticFiles
 from gateway.contract.urls import MqttUrl, MqttUrlField, StoreUrl, StoreUrlField
 from gateway.registry.service import Registry
 from gateway.report import as_json, load_agp
+from gateway.settings import check_registry_url
 from gateway.store.base import QueryStore
 from gateway.web import clinic, ops, patient
 from gateway.web.html import UNITS_COOKIE, Units, nav_links, page, unit_toggle, units_of
@@ -84,9 +85,7 @@ class ServeSettings(BaseSettings):
     @field_validator("registry")
     @classmethod
     def _registry_kind(cls, v: StoreUrl) -> StoreUrl:
-        if v.scheme not in {"sqlite", "postgresql", "postgresql+asyncpg"}:
-            raise ValueError(f"registry must be sqlite:/// or postgresql://, got {v.raw!r}")
-        return v
+        return check_registry_url(v)
 
 
 def _no_store(resp: Response) -> Response:

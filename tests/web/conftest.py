@@ -20,17 +20,7 @@ from gateway.registry.service import Registry
 from gateway.store.base import StoredReading
 from gateway.store.sqlite import SqliteStore
 from gateway.web.app import ServeSettings, WebServer, create_app
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser import CHROMIUM_ARGS
 
 
 def cgm(
