@@ -1,22 +1,40 @@
-"""bleak client backend over a bumble central ``Device``."""
+"""bleak client backend over a bumble central ``Device``.
+
+bleak instantiates backends itself (``BleakClient(address, backend=cls)``), so the central
+the backend talks through is bound to a subclass by :func:`client_backend`.
+
+Every GATT operation races the link: when the peripheral drops the connection, the
+pending operation fails at once with :class:`bleak.exc.BleakError` (bumble would cancel
+it), the ``disconnected_callback`` runs, and every later call raises too. ATT error
+responses become :class:`bleak.exc.BleakGATTProtocolError` with the ATT error code, as the
+platform backends report them since bleak 3.0.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, ClassVar
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
 
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient, NotifyCallback
 from bleak.backends.descriptor import BleakGATTDescriptor
+from bleak.backends.device import BLEDevice
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
-from bleak.exc import BleakError
-from bumble.core import BaseBumbleError
+from bleak.exc import BleakError, BleakGATTProtocolError
+from bumble.att import ATT_Error
+from bumble.core import UUID, BaseBumbleError
 from bumble.device import Connection, Device, Peer
 from bumble.gatt_client import CharacteristicProxy
 from bumble.hci import Address
 
-# Characteristic property bits (Core spec Vol 3 Part G 3.3.1.1) to bleak's names.
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Characteristic property bits (Core 5.4 Vol 3 Part G §3.3.1.1) to bleak's names.
 _PROPERTY_NAMES = (
     (0x01, "broadcast"),
     (0x02, "read"),
@@ -27,19 +45,25 @@ _PROPERTY_NAMES = (
     (0x40, "authenticated-signed-writes"),
     (0x80, "extended-properties"),
 )
+# BlueZ exchanges the largest ATT MTU at connect (517); bumble's central does not by itself.
+PREFERRED_MTU = 517
 
 
-def _uuid(value: Any) -> str:
+def bleak_uuid(value: UUID) -> str:
     """bumble UUID -> bleak's lowercase 128-bit string."""
-    text = value.to_hex_str("-") if hasattr(value, "to_hex_str") else str(value)
-    text = text.lower()
+    text = value.to_hex_str("-").lower()
     if len(text) == 4:
         return f"0000{text}-0000-1000-8000-00805f9b34fb"
     return text
 
 
+def peer_address(address: str) -> Address:
+    """Virtual peripherals advertise from static random addresses (what bleak shows)."""
+    return Address(address, Address.RANDOM_DEVICE_ADDRESS)
+
+
 class BumbleBleakClient(BaseBleakClient):
-    """The backend. Subclassed per central by :func:`client_backend`."""
+    """The backend; use :func:`client_backend` to get a class bound to a central."""
 
     central: ClassVar[Device]
     operation_timeout_s: ClassVar[float] = 10.0
@@ -47,19 +71,18 @@ class BumbleBleakClient(BaseBleakClient):
     # disallowed while one is pending); BlueZ queues them the same way.
     connect_lock: ClassVar[asyncio.Lock]
 
-    def __init__(self, address_or_ble_device: Any, **kwargs: Any) -> None:
-        kwargs.pop("bluez", None)
-        kwargs.pop("winrt", None)
-        kwargs.pop("services", None)
+    def __init__(self, address_or_ble_device: BLEDevice | str, **kwargs: Any) -> None:
         super().__init__(
             address_or_ble_device,
-            disconnected_callback=kwargs.pop("disconnected_callback", None),
-            timeout=kwargs.pop("timeout", 10.0),
+            disconnected_callback=kwargs.get("disconnected_callback"),
+            timeout=float(kwargs.get("timeout", 10.0)),
         )
         self._connection: Connection | None = None
         self._peer: Peer | None = None
+        self._lost: asyncio.Future[None] | None = None
+        self._subscribers: dict[int, Callable[[bytes], None]] = {}
 
-    # -- connection ------------------------------------------------------------------------
+    # -- connection --------------------------------------------------------------------
     @property
     def name(self) -> str:
         return str(self.address)
@@ -73,107 +96,163 @@ class BumbleBleakClient(BaseBleakClient):
         return self._connection is not None
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
+        if self._connection is not None:
+            return
         try:
             async with self.connect_lock, asyncio.timeout(self._timeout):
-                connection = await self.central.connect(Address(self.address))
+                connection = await self.central.connect(peer_address(self.address))
         except (TimeoutError, BaseBumbleError, OSError) as err:
             raise BleakError(f"connect to {self.address} failed: {err!r}") from err
         self._connection = connection
-        connection.on("disconnection", self._on_disconnection)
+        self._lost = asyncio.get_running_loop().create_future()
+        connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
         try:
             if pair:
-                await connection.pair()
+                await self._secure(connection)
             peer = Peer(connection)
-            await peer.discover_services()
-            await peer.discover_characteristics()
+            self._peer = peer
+            await self._guard("MTU exchange", peer.request_mtu(PREFERRED_MTU))
+            await self._guard("service discovery", peer.discover_services())
+            await self._guard("characteristic discovery", peer.discover_characteristics())
             for service in peer.services:
                 for characteristic in service.characteristics:
-                    await characteristic.discover_descriptors()
-        except (BaseBumbleError, TimeoutError) as err:
+                    await self._guard("descriptor discovery", characteristic.discover_descriptors())
+            self.services = self._collection(peer)
+        except BaseException:
             await self.disconnect()
-            raise BleakError(f"GATT discovery on {self.address} failed: {err!r}") from err
-        self._peer = peer
-        self.services = self._collection(peer)
+            raise
 
     def _collection(self, peer: Peer) -> BleakGATTServiceCollection:
         collection = BleakGATTServiceCollection()
         for service in peer.services:
-            bs = BleakGATTService(service, service.handle, _uuid(service.uuid))
+            bs = BleakGATTService(service, service.handle, bleak_uuid(service.uuid))
             collection.add_service(bs)
             for ch in service.characteristics:
                 props: list[Any] = [
                     name for bit, name in _PROPERTY_NAMES if int(ch.properties) & bit
                 ]
                 bc = BleakGATTCharacteristic(
-                    ch, ch.handle, _uuid(ch.uuid), props, lambda: self.mtu_size - 3, bs
+                    ch, ch.handle, bleak_uuid(ch.uuid), props, self._max_write, bs
                 )
                 collection.add_characteristic(bc)
                 for d in ch.descriptors:
-                    collection.add_descriptor(BleakGATTDescriptor(d, d.handle, _uuid(d.type), bc))
+                    collection.add_descriptor(
+                        BleakGATTDescriptor(d, d.handle, bleak_uuid(d.type), bc)
+                    )
         return collection
 
+    def _max_write(self) -> int:
+        return self.mtu_size - 3
+
     def _on_disconnection(self, reason: int) -> None:
+        was_connected = self._connection is not None
         self._connection = None
         self._peer = None
-        if self._disconnected_callback is not None:
+        self._subscribers.clear()
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_exception(
+                BleakError(f"{self.address} disconnected (HCI reason 0x{reason:02X})")
+            )
+            self._lost.exception()  # retrieved: nobody may be waiting right now
+        if was_connected and self._disconnected_callback is not None:
             self._disconnected_callback()
 
     async def disconnect(self) -> None:
         connection, self._connection = self._connection, None
         self._peer = None
-        if connection is not None:
-            # Already gone when the link dropped first.
-            with contextlib.suppress(BaseBumbleError, OSError):
+        self._subscribers.clear()
+        if connection is None:
+            return
+        # The peripheral may have dropped the link first; then there is nothing to do.
+        with contextlib.suppress(BaseBumbleError, OSError, TimeoutError):
+            async with asyncio.timeout(self.operation_timeout_s):
                 await connection.disconnect()
 
+    async def _secure(self, connection: Connection) -> None:
+        """Encrypt with the stored bond, or pair (LE Secure Connections) and bond."""
+        keystore = self.central.keystore
+        keys = await keystore.get(str(connection.peer_address)) if keystore else None
+        if keys is not None and (keys.ltk is not None or keys.ltk_peripheral is not None):
+            await self._guard("encryption", connection.encrypt())
+        else:
+            await self._guard("pairing", connection.pair())
+
     async def pair(self, *args: Any, **kwargs: Any) -> None:
-        if self._connection is None:
-            raise BleakError("not connected")
-        try:
-            await self._connection.pair()
-        except BaseBumbleError as err:
-            raise BleakError(f"pairing with {self.address} failed: {err!r}") from err
+        connection = self._connection
+        if connection is None:
+            raise BleakError(f"{self.address} is not connected")
+        await self._secure(connection)
 
     async def unpair(self) -> None:
-        raise NotImplementedError("unpair is not supported by the bumble backend")
+        keystore = self.central.keystore
+        if keystore is not None:
+            with contextlib.suppress(KeyError):
+                await keystore.delete(str(peer_address(self.address)))
+        await self.disconnect()
 
-    # -- GATT --------------------------------------------------------------------------------
+    # -- the guard -----------------------------------------------------------------------
+    async def _guard(self, what: str, operation: Awaitable[T]) -> T:
+        """Run one bumble operation; fail fast with a bleak error on disconnect/timeout."""
+        lost = self._lost
+        if self._connection is None or lost is None:
+            if asyncio.iscoroutine(operation):
+                operation.close()
+            raise BleakError(f"{what}: {self.address} is not connected")
+        task = asyncio.ensure_future(operation)
+        try:
+            done, _ = await asyncio.wait(
+                (task, lost),
+                timeout=self.operation_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        except BaseException:
+            task.cancel()
+            raise
+        if task in done and not task.cancelled():
+            err = task.exception()
+            if err is None:
+                return task.result()
+            if isinstance(err, ATT_Error):
+                raise BleakGATTProtocolError(err.error_code) from err
+            if isinstance(err, BaseBumbleError | OSError | TimeoutError):
+                raise BleakError(f"{what} on {self.address} failed: {err!r}") from err
+            raise err
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, BaseBumbleError, OSError):
+            await task
+        if lost.done():
+            raise BleakError(f"{what}: {self.address} disconnected") from lost.exception()
+        raise BleakError(f"{what} on {self.address} timed out after {self.operation_timeout_s} s")
+
     def _require(self) -> Peer:
         if self._peer is None:
             raise BleakError(f"{self.address} is not connected")
         return self._peer
 
-    async def _call(self, what: str, coro: Any) -> Any:
-        try:
-            async with asyncio.timeout(self.operation_timeout_s):
-                return await coro
-        except (BaseBumbleError, TimeoutError, OSError) as err:
-            raise BleakError(f"{what} on {self.address} failed: {err!r}") from err
-
+    # -- GATT ----------------------------------------------------------------------------
     async def read_gatt_char(
         self, characteristic: BleakGATTCharacteristic, **kwargs: Any
     ) -> bytearray:
         peer = self._require()
-        value = await self._call("read", peer.read_value(characteristic.obj))
-        return bytearray(value)
+        return bytearray(await self._guard("read", peer.read_value(characteristic.obj)))
 
     async def read_gatt_descriptor(
         self, descriptor: BleakGATTDescriptor, **kwargs: Any
     ) -> bytearray:
         peer = self._require()
-        return bytearray(await self._call("read descriptor", peer.read_value(descriptor.obj)))
+        return bytearray(await self._guard("read descriptor", peer.read_value(descriptor.obj)))
 
     async def write_gatt_char(
         self, characteristic: BleakGATTCharacteristic, data: Any, response: bool
     ) -> None:
         peer = self._require()
-        await self._call(
+        await self._guard(
             "write", peer.write_value(characteristic.obj, bytes(data), with_response=response)
         )
 
     async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: Any) -> None:
         peer = self._require()
-        await self._call(
+        await self._guard(
             "write descriptor", peer.write_value(descriptor.obj, bytes(data), with_response=True)
         )
 
@@ -182,18 +261,26 @@ class BumbleBleakClient(BaseBleakClient):
     ) -> None:
         peer = self._require()
         proxy: CharacteristicProxy[Any] = characteristic.obj
-        # Indications are preferred where the characteristic only indicates (RACP, SOCP).
-        prefer_notify = "notify" in characteristic.properties
-        await self._call(
+        previous = self._subscribers.pop(characteristic.handle, None)
+        if previous is not None:
+            await self._guard("unsubscribe", peer.unsubscribe(proxy, previous))
+
+        def subscriber(value: bytes) -> None:
+            callback(bytearray(value))
+
+        self._subscribers[characteristic.handle] = subscriber
+        # Notifications where offered; indications where the characteristic only
+        # indicates (RACP, SOCP), as BlueZ does.
+        await self._guard(
             "subscribe",
-            peer.subscribe(
-                proxy, lambda value: callback(bytearray(value)), prefer_notify=prefer_notify
-            ),
+            peer.subscribe(proxy, subscriber, prefer_notify="notify" in characteristic.properties),
         )
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         peer = self._require()
-        await self._call("unsubscribe", peer.unsubscribe(characteristic.obj))
+        subscriber = self._subscribers.pop(characteristic.handle, None)
+        if subscriber is not None:
+            await self._guard("unsubscribe", peer.unsubscribe(characteristic.obj, subscriber))
 
 
 def client_backend(

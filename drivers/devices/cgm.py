@@ -1,21 +1,43 @@
 """Continuous glucose monitors speaking the CGM Profile (CGMS 1.0.1).
 
 Supports: DIS identity, Battery Level, Current Time (clock offset), CGM Feature (E2E-CRC
-checked when the feature says so; a bad CRC is counted in ``stats.crc_errors`` and the
-record is not yielded), Session Start Time, backfill with RACP "report stored records,
-time offset greater than or equal to N" after every (re)connect, then live measurement
-notifications.
+checked on every CRC-bearing characteristic when the feature says so), Session Start
+Time (time zone and DST kept in ``details``), CGM Status, backfill with RACP "report
+stored records, time offset >= N" (several records per notification), live measurement
+notifications, and SOCP start/stop session.
+
+A notification with a bad E2E-CRC is rejected whole (:class:`drivers.errors.CRCError`,
+counted in ``stats.crc_errors``, logged, never yielded); the driver then re-requests the
+records from the last good time offset through RACP, so nothing is lost or doubled.
+
+Cursor: the time offset (minutes since session start). Offsets restart with a new
+session: when the cursor is beyond what the current session holds (CGM Status time
+offset), the driver reads the whole session again; keep ``DeviceRecord.session_start``
+with the cursor to tell sessions apart.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
+from bleak import BleakClient
+
 from drivers import uuids
-from drivers.cgms import CgmFeature, CgmMeasurement, SessionStartTime, parse_cgm_measurements
-from drivers.devices.base import DeviceDriver, Exchange, RacpError, flag_names
-from drivers.errors import CRCError, DeviceError
+from drivers.cgms import (
+    CgmFeature,
+    CgmMeasurement,
+    CgmSocp,
+    CgmSocpOpcode,
+    CgmSocpResponseCode,
+    CgmStatus,
+    SessionStartTime,
+    parse_cgm_measurements,
+)
+from drivers.devices.base import RECORD_TIMEOUT_S, DeviceDriver, Inbox, flag_names, racp_failed
+from drivers.devices.errors import SessionNotRunning, TransferIncomplete
+from drivers.errors import CRCError, DecodeError, DeviceError
 from drivers.racp import (
     CgmsFilterType,
     RacpOpcode,
@@ -26,118 +48,195 @@ from drivers.racp import (
 )
 from drivers.records import DeviceKind, DeviceRecord, RecordKind
 
+log = logging.getLogger(__name__)
+
 # Live notifications come every few minutes; silence longer than this means trouble.
 LIVE_IDLE_S = 3600.0
-# A connection can last for days: re-measure the device clock this often (device time),
-# so a drifting or re-set device clock is caught within minutes, not at the next connect.
-CLOCK_RECHECK = timedelta(minutes=5)
+# Re-requests after rejected notifications before a sync gives up (the cursor stays put).
+MAX_REREQUESTS = 3
 
 
 class CgmDriver(DeviceDriver):
     kind = DeviceKind.CGM
 
-    def __init__(self, client: object) -> None:
-        super().__init__(client)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        client: BleakClient,
+        *,
+        record_timeout_s: float = RECORD_TIMEOUT_S,
+        live_idle_s: float = LIVE_IDLE_S,
+    ) -> None:
+        super().__init__(client, record_timeout_s=record_timeout_s)
+        self.live_idle_s = live_idle_s
         self.feature: CgmFeature | None = None
+        self.session: SessionStartTime | None = None
         self.session_start: datetime | None = None
-        self._ex: Exchange | None = None
+        self.last_offset: int | None = None  # the newest time offset yielded
+        self._inbox: Inbox | None = None
 
-    async def _prepare(self) -> Exchange:
-        if self._ex is not None:
-            return self._ex
-        if self.identity is None:
-            await self.read_identity()
+    @property
+    def crc(self) -> bool:
+        return self.feature is not None and self.feature.e2e_crc_supported
+
+    async def _prepare(self) -> Inbox:
+        if self._inbox is not None:
+            return self._inbox
+        await self._identity()
         self.feature = CgmFeature.from_bytes(await self._read(uuids.CGM_FEATURE))
-        crc = self.feature.e2e_crc_supported
-        sst = SessionStartTime.from_bytes(
-            await self._read(uuids.CGM_SESSION_START_TIME), crc_expected=crc
+        self.session = SessionStartTime.from_bytes(
+            await self._read(uuids.CGM_SESSION_START_TIME), crc_expected=self.crc
         )
-        self.session_start = sst.start_time.to_datetime()
+        self.session_start = self.session.start_time.to_datetime()
         if self.session_start is None:
-            raise DeviceError("the CGM has no session start time (no session running)")
-        ex = Exchange()
-        await self.client.start_notify(uuids.CGM_MEASUREMENT, ex.on("m"))
-        await self.client.start_notify(uuids.RECORD_ACCESS_CONTROL_POINT, ex.on("r"))
-        self._ex = ex
-        return ex
+            raise SessionNotRunning("the CGM has no session start time (no session running)")
+        inbox = Inbox()
+        await self._subscribe(uuids.CGM_MEASUREMENT, inbox.on("m"))
+        await self._subscribe(uuids.RECORD_ACCESS_CONTROL_POINT, inbox.on("r"))
+        self._inbox = inbox
+        return inbox
 
-    def _records(self, data: bytes) -> list[DeviceRecord]:
-        assert self.feature is not None
+    async def read_status(self) -> CgmStatus:
+        await self._prepare()
+        return CgmStatus.from_bytes(await self._read(uuids.CGM_STATUS), crc_expected=self.crc)
+
+    def _decode(self, data: bytes) -> list[tuple[CgmMeasurement, bytes]] | None:
+        """The records of one notification with their own octets; None when rejected."""
         try:
-            measurements = parse_cgm_measurements(data, crc_expected=self.feature.e2e_crc_supported)
-        except CRCError:
+            measurements = parse_cgm_measurements(data, crc_expected=self.crc)
+            out = []
+            pos = 0
+            for m in measurements:
+                out.append((m, data[pos : pos + data[pos]]))
+                pos += data[pos]
+            return out
+        except CRCError as err:
             self.stats.crc_errors += 1
-            return []
-        return [self._record(m, data) for m in measurements]
+            log.warning("%s: rejected a CGM notification: %s", self.client.address, err)
+            return None
+        except DecodeError as err:
+            self.stats.decode_errors += 1
+            log.warning("%s: undecodable CGM notification: %s", self.client.address, err)
+            return None
 
     async def sync(self, after: int | None) -> AsyncIterator[DeviceRecord]:
-        """Stored records with a time offset after ``after`` (all when None)."""
-        ex = await self._prepare()
-        assert self.feature is not None
-        if after is None:
+        """Stored records with a time offset after ``after`` (all when None), in order."""
+        await self._prepare()
+        if after is not None and self._has(uuids.CGM_STATUS):
+            status = await self.read_status()
+            if after > status.time_offset_min:
+                log.info(
+                    "%s: cursor %d is beyond the session (at %d): a new session, reading all",
+                    self.client.address,
+                    after,
+                    status.time_offset_min,
+                )
+                after = None
+        last = -1 if after is None else after
+        for _attempt in range(MAX_REREQUESTS + 1):
+            complete = True
+            async for record in self._backfill(last):
+                if record is None:
+                    complete = False  # a gap: stop moving the cursor, ask again
+                    continue
+                if complete and record.cursor > last:
+                    last = record.cursor
+                    yield record
+            if complete:
+                return
+            self.stats.rerequests += 1
+        raise TransferIncomplete(f"records after time offset {last} kept failing their CRC")
+
+    async def _backfill(self, after: int) -> AsyncIterator[DeviceRecord | None]:
+        """One RACP report of offsets > ``after``; None marks a rejected notification."""
+        inbox = await self._prepare()
+        if after < 0:
             request = RacpRequest(RacpOpcode.REPORT_STORED_RECORDS, RacpOperator.ALL_RECORDS)
         else:
             request = RacpRequest(
                 RacpOpcode.REPORT_STORED_RECORDS,
                 RacpOperator.GREATER_THAN_OR_EQUAL_TO,
                 CgmsFilterType.TIME_OFFSET,
-                (after + 1,),
+                (min(after + 1, 0xFFFF),),
             )
-        crc = self.feature.e2e_crc_supported
-        await self.client.write_gatt_char(
-            uuids.RECORD_ACCESS_CONTROL_POINT, request.encode(crc=crc), response=True
-        )
-        last = after if after is not None else -1
+        await self._write(uuids.RECORD_ACCESS_CONTROL_POINT, request.encode(crc=self.crc))
         while True:
-            tag, data = await ex.next()
+            tag, data = await inbox.next(self.record_timeout_s)
             if tag == "r":
-                response = RacpResponse.from_bytes(data, crc_expected=crc)
+                response = RacpResponse.from_bytes(data, crc_expected=self.crc)
                 code = response.response_code
                 if code in (RacpResponseCode.SUCCESS, RacpResponseCode.NO_RECORDS_FOUND):
                     return
                 if code is None:
                     raise DeviceError(f"unexpected RACP answer {response!r}")
-                raise RacpError(int(code), code.name.lower())
-            for record in self._records(data):
-                # A live notification can interleave with the backfill: keep order by offset.
-                if record.cursor > last:
-                    last = record.cursor
-                    yield record
+                raise racp_failed(code, code.name)
+            measurements = self._decode(data)
+            if measurements is None:
+                yield None
+                continue
+            for m, raw in measurements:
+                yield self._record(m, raw)
 
     async def live(self) -> AsyncIterator[DeviceRecord]:
-        """Live measurements, as they are notified (after :meth:`sync`)."""
-        ex = await self._prepare()
-        checked_at: datetime | None = None
+        """Live measurements as they are notified (call after :meth:`sync`).
+
+        A rejected notification triggers a RACP re-request of what it should have held.
+        """
+        inbox = await self._prepare()
         while True:
-            tag, data = await ex.next(LIVE_IDLE_S)
+            tag, data = await inbox.next(self.live_idle_s)
             if tag != "m":
                 continue
-            records = self._records(data)
-            if (
-                records
-                and (checked_at is None or records[-1].device_time - checked_at >= CLOCK_RECHECK)
-                and await self.read_clock_offset() is not None
-            ):
-                checked_at = records[-1].device_time
-                records = self._records(data)  # with the fresh offset
-                self.stats.records -= len(records)
-            for record in records:
-                yield record
+            measurements = self._decode(data)
+            if measurements is None:
+                async for record in self.sync(self.last_offset):
+                    yield record
+                continue
+            for m, raw in measurements:
+                if self.last_offset is None or m.time_offset_min > self.last_offset:
+                    yield self._record(m, raw)
+
+    async def start_session(self) -> None:
+        await self._socp(CgmSocpOpcode.START_SESSION)
+        self._inbox = None  # a new session start time: read it again on next use
+
+    async def stop_session(self) -> None:
+        await self._socp(CgmSocpOpcode.STOP_SESSION)
+
+    async def _socp(self, opcode: CgmSocpOpcode) -> None:
+        await self._prepare()
+        inbox = Inbox()
+        await self._subscribe(uuids.CGM_SPECIFIC_OPS_CONTROL_POINT, inbox.on("s"))
+        await self._write(
+            uuids.CGM_SPECIFIC_OPS_CONTROL_POINT, bytes(CgmSocp(opcode, e2e_crc=self.crc))
+        )
+        _tag, data = await inbox.next(self.record_timeout_s)
+        response = CgmSocp.from_bytes(data, crc_expected=self.crc)
+        if response.response_code is not CgmSocpResponseCode.SUCCESS:
+            code = response.response_code
+            raise DeviceError(
+                f"{opcode.name.lower()} refused: {code.name.lower() if code else 'unknown'}"
+            )
 
     def _record(self, m: CgmMeasurement, raw: bytes) -> DeviceRecord:
         assert self.identity is not None and self.session_start is not None
+        assert self.session is not None
         self.stats.records += 1
+        if self.last_offset is None or m.time_offset_min > self.last_offset:
+            self.last_offset = m.time_offset_min
         value = m.glucose_mg_dl
-        details: dict[str, str | int | float | bool | None] = {}
-        if m.trend_mg_dl_min is not None and m.trend_mg_dl_min.value is not None:
+        details: dict[str, str | int | float | bool | None] = {
+            "session_utc_offset_min": self.session.utc_offset_min,
+            "session_dst_offset_min": self.session.dst_offset_min,
+        }
+        if m.trend_mg_dl_min is not None:
             details["trend_mg_dl_min"] = m.trend_mg_dl_min.value
-        if m.quality_pct is not None and m.quality_pct.value is not None:
+        if m.quality_pct is not None:
             details["quality_pct"] = m.quality_pct.value
         return DeviceRecord(
             device=self.identity,
             kind=RecordKind.CGM_GLUCOSE,
             device_time=self.session_start + timedelta(minutes=m.time_offset_min),
-            clock_offset_s=self.clock_offset_s if self.clock_offset_s is not None else 0.0,
+            clock_offset_s=self._offset,
             value=value.value,
             unit="mg/dL",
             cursor=m.time_offset_min,

@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 
 class SimClock:
-    """``now()`` is the simulated wall time (naive, like a device clock)."""
+    """``now()`` is the simulated UTC time (naive); it runs ``speed`` times faster than
+    real time from ``start`` (default: the real UTC now). Waiting on it never spins: a
+    sleeper waits on an event with a real-time timeout, woken early by pause/resume."""
 
-    def __init__(self, start: datetime, speed: float = 1.0) -> None:
+    def __init__(self, start: datetime | None = None, speed: float = 1.0) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
+        if start is None:
+            start = datetime.now(UTC)
+        elif start.tzinfo is not None:
+            start = start.astimezone(UTC)
         self.start = start.replace(tzinfo=None)
         self.speed = speed
         self._t0 = time.monotonic()

@@ -1,9 +1,15 @@
-"""A virtual blood glucose meter: GLS with RACP (report stored records / count)."""
+"""A virtual blood glucose meter: GLS 1.0 with RACP (report / count / delete / abort,
+operators all, <=, >=, within range, first, last; every response code).
+
+Records carry a context (meal, carbohydrate) when the reading was taken around a meal.
+Sequence numbers are uint16 and wrap 65535 -> 0 (start near the end with
+``first_sequence``). Concentration is kg/L or mol/L per the ``unit`` setting.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,19 +17,21 @@ from bumble.device import Connection
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 
 from drivers import uuids
-from drivers.errors import DriversError
 from drivers.gls import (
+    CarbohydrateId,
     ConcentrationUnit,
+    GlucoseContext,
     GlucoseFeature,
+    GlucoseFeatureBits,
     GlucoseMeasurement,
     GlucoseType,
+    Meal,
     SampleLocation,
 )
 from drivers.ieee11073 import SFloat
 from drivers.racp import (
     GlsFilterType,
     RacpOpcode,
-    RacpOperator,
     RacpProfile,
     RacpRequest,
     RacpResponse,
@@ -38,18 +46,29 @@ from drivers.virtual.peripheral import (
     READ,
     WRITE,
     Produced,
+    RacpCall,
+    RacpStore,
     VirtualPeripheral,
     short,
 )
-from drivers.virtual.traces import GlucoseTrace
+from drivers.virtual.traces import MEALS, GlucoseTrace
 
-# Fingerstick times (hour of day): before meals and at bedtime.
-TEST_HOURS = (7.0, 11.75, 18.25, 22.5)
+# Fingerstick times (hour of day) and what the meter records as the meal context.
+TESTS = ((7.0, Meal.PREPRANDIAL), (11.75, Meal.PREPRANDIAL), (14.0, Meal.POSTPRANDIAL),
+         (18.25, Meal.PREPRANDIAL), (22.5, Meal.BEDTIME))  # fmt: skip
+
+Stored = tuple[GlucoseMeasurement, GlucoseContext | None]
+
+
+class _Store(RacpStore[Stored]):
+    def key(self, record: Stored) -> int:
+        return record[0].sequence_number
 
 
 class VirtualMeter(VirtualPeripheral):
     kind = DeviceKind.GLUCOSE_METER
     model = "Virtual Meter"
+    service_uuid = uuids.GLUCOSE_SERVICE
 
     def __init__(
         self,
@@ -58,31 +77,42 @@ class VirtualMeter(VirtualPeripheral):
         unit: ConcentrationUnit = "kg/L",
         history: timedelta = timedelta(days=1),
         first_sequence: int = 0,
+        tests_per_day: int = 4,
         **kwargs: Any,
     ) -> None:
         self.unit: ConcentrationUnit = unit
         self.trace = GlucoseTrace(seed, baseline=120.0)
-        self.rnd = random.Random(seed)
-        self.records: list[GlucoseMeasurement] = []
+        self.seed = seed
+        self.store = _Store()
         self.next_sequence = first_sequence
-        self.racp_error: RacpResponseCode | None = None  # fault switch: answer every RACP with it
-        self.disconnect_after: int | None = None  # fault switch: drop the link mid-transfer
+        self.history_span = history
+        self.tests = TESTS[:: max(1, len(TESTS) // max(1, tests_per_day))][:tests_per_day]
         super().__init__(*args, **kwargs)
-        self.history = history
+
+    @property
+    def records(self) -> list[Stored]:
+        return self.store.records
 
     def services(self) -> list[Service]:
+        read = "READABLE"
+        feature = GlucoseFeature(GlucoseFeatureBits(0))
         self.measurement: Characteristic[bytes] = Characteristic(
-            short(uuids.GLUCOSE_MEASUREMENT), NOTIFY, "READABLE", b""
+            short(uuids.GLUCOSE_MEASUREMENT), NOTIFY, read, b""
         )
         self.context: Characteristic[bytes] = Characteristic(
-            short(uuids.GLUCOSE_MEASUREMENT_CONTEXT), NOTIFY, "READABLE", b""
+            short(uuids.GLUCOSE_MEASUREMENT_CONTEXT), NOTIFY, read, b""
         )
         self.racp: Characteristic[bytes] = Characteristic(
             short(uuids.RECORD_ACCESS_CONTROL_POINT),
             WRITE | INDICATE,
             "WRITEABLE",
-            CharacteristicValue[bytes](write=self._on_racp),
+            CharacteristicValue[bytes](write=self.on_racp_write),
         )
+
+        def read_feature(connection: Connection) -> bytes:
+            self.protected(connection)
+            return bytes(feature)
+
         return [
             Service(
                 short(uuids.GLUCOSE_SERVICE),
@@ -90,120 +120,134 @@ class VirtualMeter(VirtualPeripheral):
                     self.measurement,
                     self.context,
                     Characteristic(
-                        short(uuids.GLUCOSE_FEATURE), READ, "READABLE", bytes(GlucoseFeature())
+                        short(uuids.GLUCOSE_FEATURE),
+                        READ,
+                        read,
+                        CharacteristicValue[bytes](read=read_feature),
                     ),
                     self.racp,
                 ],
             )
         ]
 
+    # -- data ----------------------------------------------------------------------------
     def _concentration(self, mg_dl: float) -> SFloat:
         if self.unit == "kg/L":
             return SFloat.from_value(round(mg_dl) / MG_DL_PER_KG_L)
         mmol = round(mg_dl / MG_DL_PER_MMOL_L, 1)
         return SFloat.from_value(mmol / MMOL_L_PER_MOL_L)
 
-    def _test_times(self, day: datetime) -> list[datetime]:
+    def _test_times(self, day: datetime) -> list[tuple[datetime, Meal]]:
+        rnd = random.Random(f"{self.seed}|{day.date().isoformat()}")
         out = []
-        for hour in TEST_HOURS:
-            jitter = self.rnd.uniform(-0.4, 0.4)
-            out.append(day + timedelta(hours=hour + jitter))
-        return [t.replace(microsecond=0) for t in out]
+        for hour, meal in self.tests:
+            at = day + timedelta(hours=hour + rnd.uniform(-0.4, 0.4))
+            out.append((at.replace(microsecond=0), meal))
+        return out
 
-    def _add(self, at: datetime) -> GlucoseMeasurement:
-        conc = self._concentration(self.trace.value(at))
+    def add_reading(self, utc: datetime, meal: Meal | None = None) -> Stored:
+        """Take a fingerstick at simulated time ``utc`` (tests may call this directly)."""
+        at = self.device_time(utc).replace(microsecond=0)
+        conc = self._concentration(self.trace.value(utc))
         seq = self.next_sequence
-        self.next_sequence = (self.next_sequence + 1) % 65536  # uint16: wraps
+        self.next_sequence = (seq + 1) % 0x10000  # uint16: wraps 65535 -> 0
+        context = None
+        if meal is not None:
+            carbs = None
+            if meal is Meal.PREPRANDIAL:
+                grams = min(MEALS, key=lambda m: abs(m[0] - at.hour))[2]
+                carbs = SFloat.from_value(grams / 1000)  # the XML unit is kilograms
+            context = GlucoseContext(
+                sequence_number=seq,
+                carbohydrate_id=CarbohydrateId.BREAKFAST if carbs is not None else None,
+                carbohydrate_kg=carbs,
+                meal=meal,
+            )
         m = GlucoseMeasurement(
             sequence_number=seq,
             base_time=DateTime.from_datetime(at),
+            time_offset_min=0,
             concentration=conc,
             unit=self.unit,
             type=GlucoseType.CAPILLARY_WHOLE_BLOOD,
             sample_location=SampleLocation.FINGER,
+            context_follows=context is not None,
         )
-        self.records.append(m)
+        self.store.records.append((m, context))
         value = conc.to_float()
         self.produced.append(
             Produced(
                 serial=self.serial,
                 kind=RecordKind.BLOOD_GLUCOSE.value,
                 device_time=at,
+                value=value,
+                unit=self.unit,
                 mg_dl=to_mg_dl(value, self.unit),
                 sequence=seq,
             )
         )
-        return m
+        return m, context
 
-    def measure_now(self) -> GlucoseMeasurement:
-        """The user does a fingerstick now (device clock)."""
-        return self._add(self.device_now().replace(microsecond=0))
+    def _schedule(self, since: datetime) -> list[tuple[datetime, Meal]]:
+        day = since.replace(hour=0, minute=0, second=0, microsecond=0)
+        out: list[tuple[datetime, Meal]] = []
+        for d in range(3):
+            out += [t for t in self._test_times(day + timedelta(days=d)) if t[0] > since]
+        return out
+
+    def history(self) -> None:
+        now = self.clock.now()
+        day = (now - self.history_span).replace(hour=0, minute=0, second=0, microsecond=0)
+        while day <= now:
+            for at, meal in self._test_times(day):
+                if now - self.history_span <= at <= now:
+                    self.add_reading(at, meal)
+            day += timedelta(days=1)
+        self._last = now
 
     async def produce(self) -> None:
-        now = self.device_now()
-        day = (now - self.history).replace(hour=0, minute=0, second=0, microsecond=0)
         while True:
-            for at in self._test_times(day):
-                if at < now - self.history:
-                    continue
-                await self.wait_device_time(at)
-                self._add(at)
-            day += timedelta(days=1)
+            upcoming = self._schedule(self._last)
+            at, meal = upcoming[0]
+            await self.clock.sleep_until(at)
+            self.add_reading(at, meal)
+            self._last = at
 
-    # -- RACP --------------------------------------------------------------------------------
-    def _on_racp(self, connection: Connection, value: bytes) -> None:
-        asyncio.get_running_loop().create_task(self._racp(connection, bytes(value)))
+    # -- RACP ----------------------------------------------------------------------------
+    def racp_store(self) -> _Store:
+        return self.store
 
-    async def _racp(self, connection: Connection, value: bytes) -> None:
-        try:
-            request = RacpRequest.from_bytes(value, profile=RacpProfile.GLS)
-        except DriversError:
-            await self._respond(
-                connection,
-                RacpResponse.code(value[0] if value else 0, RacpResponseCode.INVALID_OPERAND),
-            )
-            return
-        if self.racp_error is not None:
-            await self._respond(connection, RacpResponse.code(request.opcode, self.racp_error))
-            return
-        selected = self._select(request)
-        if request.opcode is RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS:
-            await self._respond(connection, RacpResponse.count(len(selected)))
-            return
-        if request.opcode is not RacpOpcode.REPORT_STORED_RECORDS:
-            await self._respond(
-                connection,
-                RacpResponse.code(request.opcode, RacpResponseCode.OP_CODE_NOT_SUPPORTED),
-            )
-            return
-        if not selected:
-            await self._respond(
-                connection, RacpResponse.code(request.opcode, RacpResponseCode.NO_RECORDS_FOUND)
-            )
-            return
-        for i, record in enumerate(selected):
-            if self.disconnect_after is not None and i >= self.disconnect_after:
-                self.disconnect_after = None
-                await connection.disconnect()
-                return
-            await self.device.notify_subscriber(connection, self.measurement, bytes(record))
-        await self._respond(connection, RacpResponse.code(request.opcode, RacpResponseCode.SUCCESS))
+    def racp_parse(self, value: bytes) -> RacpCall:
+        request = RacpRequest.from_bytes(value, profile=RacpProfile.GLS)
+        operand = tuple(int(v) for v in request.operand if isinstance(v, int))
+        return RacpCall(
+            request.opcode,
+            request.operator,
+            int(request.filter_type) if request.filter_type is not None else None,
+            operand,
+        )
 
-    def _select(self, request: RacpRequest) -> list[GlucoseMeasurement]:
-        op = request.operator
-        if op is RacpOperator.ALL_RECORDS:
-            return list(self.records)
-        if request.filter_type is GlsFilterType.SEQUENCE_NUMBER and request.operand:
-            lo = int(request.operand[0])  # type: ignore[arg-type]
-            if op is RacpOperator.GREATER_THAN_OR_EQUAL_TO:
-                return [r for r in self.records if r.sequence_number >= lo]
-            if op is RacpOperator.LESS_THAN_OR_EQUAL_TO:
-                return [r for r in self.records if r.sequence_number <= lo]
-        if op is RacpOperator.LAST_RECORD:
-            return self.records[-1:]
-        if op is RacpOperator.FIRST_RECORD:
-            return self.records[:1]
-        return []
+    def racp_select(self, call: RacpCall) -> list[Any] | RacpResponseCode:
+        if call.filter_type is not None and call.filter_type != GlsFilterType.SEQUENCE_NUMBER:
+            return RacpResponseCode.OPERAND_NOT_SUPPORTED  # user facing time: not offered
+        return self.store.select(call)
 
-    async def _respond(self, connection: Connection, response: RacpResponse) -> None:
+    async def racp_respond(
+        self,
+        connection: Connection,
+        request: RacpOpcode,
+        code: RacpResponseCode | None = None,
+        count: int | None = None,
+    ) -> None:
+        response = (
+            RacpResponse.count(count)
+            if count is not None
+            else RacpResponse.code(request, code or RacpResponseCode.SUCCESS)
+        )
         await self.device.indicate_subscriber(connection, self.racp, bytes(response))
+
+    async def racp_send(self, connection: Connection, records: Sequence[Stored]) -> None:
+        for m, context in records:
+            await self.device.notify_subscriber(connection, self.measurement, bytes(m))
+            if context is not None:
+                await self.device.notify_subscriber(connection, self.context, bytes(context))
