@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ RECORD_TIMEOUT_S = 10.0
 # Notifications buffered between the link and the consumer; beyond it the sync fails
 # (the records stay on the device and come again next time).
 INBOX_LIMIT = 100_000
+LINK_CHECK_S = 0.25
 
 __all__ = ["DeviceDriver", "DriverStats", "Inbox", "RacpError", "flag_names"]
 
@@ -51,7 +53,8 @@ class DriverStats:
 class Inbox:
     """Notifications from several characteristics, in arrival order, tagged."""
 
-    def __init__(self, limit: int = INBOX_LIMIT) -> None:
+    def __init__(self, alive: Callable[[], bool] = lambda: True, limit: int = INBOX_LIMIT) -> None:
+        self._alive = alive
         self._items: collections.deque[tuple[str, bytes]] = collections.deque()
         self._ready = asyncio.Event()
         self._limit = limit
@@ -71,17 +74,22 @@ class Inbox:
         self._items.clear()
 
     async def next(self, idle_s: float = RECORD_TIMEOUT_S) -> tuple[str, bytes]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + idle_s
         while not self._items:
             if self.overflowed:
                 raise NotificationOverflow("notification inbox overflowed")
+            if not self._alive():
+                raise ConnectionLost("the link dropped in the middle of a procedure")
+            left = deadline - loop.time()
+            if left <= 0:
+                raise ProcedureTimeout(f"the device sent nothing for {idle_s:.0f} s")
             self._ready.clear()
-            try:
-                async with asyncio.timeout(idle_s):
+            # bleak has no per-call disconnect signal for a driver handed a connected
+            # client, so look at the link at least every LINK_CHECK_S while waiting.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(left, LINK_CHECK_S)):
                     await self._ready.wait()
-            except TimeoutError as err:
-                raise ProcedureTimeout(
-                    f"the device sent nothing for {idle_s:.0f} s in a procedure"
-                ) from err
         return self._items.popleft()
 
 
@@ -96,6 +104,12 @@ class DeviceDriver:
         self.identity: DeviceIdentity | None = None
         self.clock_offset_s: float | None = None
         self.stats = DriverStats()
+
+    def _alive(self) -> bool:
+        return bool(self.client.is_connected)
+
+    def _new_inbox(self) -> Inbox:
+        return Inbox(self._alive)
 
     def _has(self, uuid: str) -> bool:
         try:

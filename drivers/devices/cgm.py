@@ -89,7 +89,7 @@ class CgmDriver(DeviceDriver):
         self.session_start = self.session.start_time.to_datetime()
         if self.session_start is None:
             raise SessionNotRunning("the CGM has no session start time (no session running)")
-        inbox = Inbox()
+        inbox = self._new_inbox()
         await self._subscribe(uuids.CGM_MEASUREMENT, inbox.on("m"))
         await self._subscribe(uuids.RECORD_ACCESS_CONTROL_POINT, inbox.on("r"))
         self._inbox = inbox
@@ -204,7 +204,7 @@ class CgmDriver(DeviceDriver):
 
     async def _socp(self, opcode: CgmSocpOpcode) -> None:
         await self._prepare()
-        inbox = Inbox()
+        inbox = self._new_inbox()
         await self._subscribe(uuids.CGM_SPECIFIC_OPS_CONTROL_POINT, inbox.on("s"))
         await self._write(
             uuids.CGM_SPECIFIC_OPS_CONTROL_POINT, bytes(CgmSocp(opcode, e2e_crc=self.crc))

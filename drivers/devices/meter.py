@@ -66,7 +66,7 @@ class GlucoseMeterDriver(DeviceDriver):
 
     async def _prepare(self) -> Inbox:
         if self._inbox is None:
-            inbox = Inbox()
+            inbox = self._new_inbox()
             await self._subscribe(uuids.GLUCOSE_MEASUREMENT, inbox.on("m"))
             self._has_context = self._has(uuids.GLUCOSE_MEASUREMENT_CONTEXT)
             if self._has_context:

@@ -56,7 +56,7 @@ class InsulinPumpDriver(DeviceDriver):
                 self.features = IddFeatures.from_bytes(await self._read(uuids.IDD_FEATURES))
                 if self.features.e2e_protection:
                     raise DeviceError("E2E-protected IDS is not supported by this driver")
-            inbox = Inbox()
+            inbox = self._new_inbox()
             await self._subscribe(uuids.IDD_HISTORY_DATA, inbox.on("h"))
             await self._subscribe(uuids.IDD_RECORD_ACCESS_CONTROL_POINT, inbox.on("r"))
             self._inbox = inbox

@@ -90,6 +90,18 @@ class RacpCall:
     operand: tuple[int, ...] = ()
 
 
+class Truth(list[Produced]):
+    """``produced``: a list that wakes :meth:`VirtualPeripheral.wait_produced` waiters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grown = asyncio.Event()
+
+    def append(self, item: Produced) -> None:
+        super().append(item)
+        self.grown.set()
+
+
 class RacpStore(Generic[R]):
     """The record database behind a RACP: selection by the shared operators."""
 
@@ -154,7 +166,7 @@ class VirtualPeripheral:
         # own error. ``device_now() - clock.now()`` is what the hub should measure.
         self.utc_offset = utc_offset
         self.dst = timedelta(0)
-        self.produced: list[Produced] = []
+        self.produced = Truth()
         # -- fault switches ------------------------------------------------------------
         self.clock_error = clock_error  # the device clock is this much off (set any time)
         self.require_pairing = require_pairing  # protected reads/writes fail until paired
@@ -209,6 +221,12 @@ class VirtualPeripheral:
         """Until no central is connected (tests wait on this, never on a sleep)."""
         async with self.connected:
             await self.connected.wait_for(lambda: not self.connections)
+
+    async def wait_produced(self, count: int) -> None:
+        """Until the device has generated ``count`` records in all."""
+        while len(self.produced) < count:
+            self.produced.grown.clear()
+            await self.produced.grown.wait()
 
     async def drop_connections(self) -> None:
         """Fault switch: the device goes out of range."""
