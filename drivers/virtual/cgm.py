@@ -289,8 +289,8 @@ class VirtualCgm(VirtualPeripheral):
         return self.store.select(call)
 
     def racp_batch(self, connection: Connection) -> int:
-        size = len(bytes(self.store.records[-1])) if self.store.records else 12
-        return max(1, (connection.att_mtu - 3) // size)
+        # Records are 8-17 octets; racp_send splits a batch by octets, not by count.
+        return max(1, (connection.att_mtu - 3) // 10)
 
     async def racp_respond(
         self,
@@ -307,5 +307,15 @@ class VirtualCgm(VirtualPeripheral):
         await self.device.indicate_subscriber(connection, self.racp, response.encode(crc=self.crc))
 
     async def racp_send(self, connection: Connection, records: Sequence[CgmMeasurement]) -> None:
-        data = b"".join(bytes(r) for r in records)
-        await self.device.notify_subscriber(connection, self.measurement, self._corrupt(data))
+        room = connection.att_mtu - 3
+        data = b""
+        for record in records:
+            octets = bytes(record)
+            if data and len(data) + len(octets) > room:
+                await self.device.notify_subscriber(
+                    connection, self.measurement, self._corrupt(data)
+                )
+                data = b""
+            data += octets
+        if data:
+            await self.device.notify_subscriber(connection, self.measurement, self._corrupt(data))

@@ -81,7 +81,6 @@ class VirtualWorld:
                     await connection.disconnect()
         for p in self.peripherals:
             await p.stop()
-        self.peripherals.clear()
         await self.central.power_off()
 
     def _address(self) -> str:
