@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 # Live notifications come every few minutes; silence longer than this means trouble.
 LIVE_IDLE_S = 3600.0
+# A connection can last for days: re-measure the device clock this often (device time),
+# so a drifting or re-set device clock is caught within minutes, not at the next connect.
+CLOCK_RECHECK = timedelta(minutes=5)
 # Re-requests after rejected notifications before a sync gives up (the cursor stays put).
 MAX_REREQUESTS = 3
 
@@ -182,11 +185,17 @@ class CgmDriver(DeviceDriver):
         A rejected notification triggers a RACP re-request of what it should have held.
         """
         inbox = await self._prepare()
+        checked_at: datetime | None = None
         while True:
             tag, data = await inbox.next(self.live_idle_s)
             if tag != "m":
                 continue
             measurements = self._decode(data)
+            if measurements and self.session_start is not None:
+                at = self.session_start + timedelta(minutes=measurements[-1][0].time_offset_min)
+                if checked_at is None or at - checked_at >= CLOCK_RECHECK:
+                    checked_at = at
+                    await self.read_clock_offset()
             if measurements is None:
                 async for record in self.sync(self.last_offset):
                     yield record
