@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.ble, pytest.mark.slow]
 async def test_demo_stores_every_reading_once(tmp_path: Path) -> None:
     out = io.StringIO()
     demo = Demo(
-        DemoSettings(duration=6, speed=600, patients=2, port=0, data_dir=tmp_path),
+        DemoSettings(duration=6, speed=300, patients=2, port=0, data_dir=tmp_path),
         Console(file=out, force_terminal=False, width=200),
     )
     summary = await demo.run()
@@ -82,7 +82,7 @@ async def test_live_page_shows_patients_and_counters(tmp_path: Path, chromium_pa
 
     port = free_port()
     demo = Demo(
-        DemoSettings(duration=20, speed=600, patients=2, port=port, data_dir=tmp_path),
+        DemoSettings(duration=20, speed=300, patients=2, port=port, data_dir=tmp_path),
         Console(file=io.StringIO(), force_terminal=False),
     )
     task = asyncio.create_task(demo.run())
