@@ -27,11 +27,12 @@ DriverFactory = Callable[[BleakClient], Any]
 
 
 def default_driver_factories() -> dict[str, DriverFactory]:
-    from drivers.devices import CgmDriver, GlucoseMeterDriver
+    from drivers.devices import CgmDriver, GlucoseMeterDriver, InsulinPumpDriver
 
     return {
         DeviceKind.GLUCOSE_METER.value: GlucoseMeterDriver,
         DeviceKind.CGM.value: CgmDriver,
+        DeviceKind.INSULIN_PUMP.value: InsulinPumpDriver,
     }
 
 
