@@ -19,6 +19,7 @@ from edge.publisher import Publisher, PublisherConfig
 from edge.settings import DeviceConfig, EdgeSettings
 from edge.watchdog import Systemd
 from gateway import __version__
+from gateway.contract.signing import Signer
 from gateway.contract.v1 import DeviceStatus, HubStatus
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class EdgeAgent:
             ),
             self.outbox,
             self.status,
+            signer=Signer.load_or_create(s.signing_key) if s.signing_key else None,
         )
 
     def add_device(self, config: DeviceConfig, address: str) -> DeviceTask:

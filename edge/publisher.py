@@ -26,6 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.outbox import Outbox, OutboxRow
+from gateway.contract.signing import Signer
 from gateway.contract.urls import MqttUrl
 from gateway.contract.v1 import (
     SCHEMA_ID,
@@ -145,6 +146,7 @@ class Publisher:
     outbox: Outbox
     status: StatusProvider
     stats: PublisherStats = field(default_factory=PublisherStats)
+    signer: Signer | None = None
     _in_flight: set[int] = field(default_factory=set)
     _v5: bool = True
 
@@ -277,7 +279,7 @@ class Publisher:
         self, client: _AckCheckingClient, rows: list[OutboxRow], slots: asyncio.Semaphore
     ) -> None:
         try:
-            payload = encode_batch(self.config.hub_id, rows)
+            payload = encode_batch(self.config.hub_id, rows, self.signer)
             await client.publish_checked(
                 topic_readings(self.config.hub_id),
                 payload,
@@ -307,8 +309,9 @@ class Publisher:
         )
 
 
-def encode_batch(hub_id: str, rows: list[OutboxRow]) -> bytes:
-    """Assemble the envelope around readings that are already JSON (no re-validation)."""
+def encode_batch(hub_id: str, rows: list[OutboxRow], signer: Signer | None = None) -> bytes:
+    """Assemble the envelope around readings that are already JSON (no re-validation),
+    signed as the last member when the hub has a key."""
     head = json.dumps(
         {
             "schema": SCHEMA_ID,
@@ -319,4 +322,5 @@ def encode_batch(hub_id: str, rows: list[OutboxRow]) -> bytes:
         separators=(",", ":"),
     )
     body = ",".join(r.payload for r in rows)
-    return f'{head[:-1]},"readings":[{body}]}}'.encode()
+    envelope = f'{head[:-1]},"readings":[{body}]}}'.encode()
+    return signer.sign(envelope) if signer is not None else envelope

@@ -70,3 +70,7 @@ class EdgeSettings(BaseSettings):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     tls: TlsConfig = Field(default_factory=TlsConfig)
     status_interval_s: float = Field(default=30.0, gt=0)
+    signing_key: Path | None = Field(
+        default=Path("var/edge/signing.key"),
+        description="Ed25519 key that signs every batch (created at first start); none: unsigned",
+    )

@@ -91,10 +91,37 @@ def patient_list(config: ConfigOpt = None, registry: RegistryOpt = None) -> None
 
 
 @hub_app.command("add")
-def hub_add(hub_id: str, config: ConfigOpt = None, registry: RegistryOpt = None) -> None:
-    """Add a hub."""
-    _with_registry(config, registry, lambda r: r.add_hub(hub_id))
-    console.print(f"hub {hub_id} added")
+def hub_add(
+    hub_id: str,
+    public_key: Annotated[
+        str | None, typer.Option(help="the hub's Ed25519 public key (diatabase edge pubkey)")
+    ] = None,
+    require_signature: Annotated[
+        bool, typer.Option(help="quarantine unsigned or wrongly signed batches")
+    ] = False,
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Add a hub (with its signing key)."""
+    if require_signature and not public_key:
+        raise fail("--require-signature needs --public-key")
+    if public_key:
+        from gateway.contract.signing import verify
+
+        if (
+            "registered public key is not Ed25519"
+            in verify(
+                b'{},"signature":{"alg":"ed25519","key_id":"0000000000000000","value":"AA=="}}',
+                public_key,
+            ).reason
+        ):
+            raise fail("--public-key is not a base64 Ed25519 public key")
+    _with_registry(
+        config,
+        registry,
+        lambda r: r.add_hub(hub_id, public_key=public_key, require_signature=require_signature),
+    )
+    console.print(f"hub {hub_id} added" + (" (signatures required)" if require_signature else ""))
 
 
 @device_app.command("add")

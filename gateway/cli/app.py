@@ -155,6 +155,28 @@ def edgerun_async(
     run_async(run_edge(settings))
 
 
+@edge_app.command("pubkey")
+def edge_pubkey(
+    config: ConfigOpt = None,
+    key: Annotated[Path | None, typer.Option(help="key file (default: from config)")] = None,
+) -> None:
+    """Print this hub's Ed25519 public key (creating the key on first use), for
+    `diatabase registry hub add HUB --public-key ...`."""
+    from gateway.contract.signing import Signer
+
+    path = key
+    if path is None:
+        from edge.settings import EdgeSettings
+
+        if config is None:
+            raise fail("give --config hub.toml or --key PATH")
+        path = load_settings(EdgeSettings, config).signing_key
+        if path is None:
+            raise fail("signing is off in this config (signing_key is empty)")
+    signer = Signer.load_or_create(path)
+    sys.stdout.write(f"{signer.public_key_b64}\n")
+
+
 @edge_app.command("status")
 def edge_status(
     config: ConfigOpt = None,

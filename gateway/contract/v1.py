@@ -139,6 +139,14 @@ class Reading(_Model):
         return value
 
 
+class Signature(_Model):
+    """Ed25519 signature of the envelope bytes before this member (gateway.contract.signing)."""
+
+    alg: Literal["ed25519"]
+    key_id: str = Field(pattern=r"^[0-9a-f]{16}$", description="sha256(public key)[:16 hex]")
+    value: str = Field(max_length=128, description="base64 signature")
+
+
 class ReadingsBatch(_Model):
     """A batch a hub publishes to ``diatabase/v1/hubs/{hub_id}/readings`` (QoS 1)."""
 
@@ -147,6 +155,7 @@ class ReadingsBatch(_Model):
     sent_at: UtcDateTime = Field(description="hub clock (NTP-synchronised) at publish")
     batch_id: UUID
     readings: list[Reading] = Field(min_length=1, max_length=MAX_READINGS_PER_BATCH)
+    signature: Signature | None = Field(default=None, description="the hub's signature, last")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

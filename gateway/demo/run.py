@@ -19,6 +19,7 @@ from rich.live import Live
 
 from edge.agent import EdgeAgent
 from edge.settings import DeviceConfig, EdgeSettings, OutboxConfig
+from gateway.contract.signing import Signer
 from gateway.contract.urls import MqttUrl, StoreUrl
 from gateway.demo.broker import EmbeddedBroker, free_port
 from gateway.demo.devices import DemoDevices
@@ -116,7 +117,10 @@ class Demo:
                     patients=self.s.patients, speed=self.s.speed, history_h=self.s.history_hours
                 )
             )
-            await self.registry.add_hub(HUB_ID, exist_ok=True)
+            signer = Signer.load_or_create(self.data_dir / "hub-signing.key")
+            await self.registry.add_hub(
+                HUB_ID, public_key=signer.public_key_b64, require_signature=True, exist_ok=True
+            )
             for dev in self.devices.devices:
                 await self.registry.add_patient(dev.patient_id, exist_ok=True)
                 await self.registry.add_device(dev.serial, dev.kind, hub_id=HUB_ID, exist_ok=True)
@@ -132,6 +136,7 @@ class Demo:
                     for d in self.devices.devices
                 ],
                 outbox=OutboxConfig(path=self.data_dir / "outbox.db"),
+                signing_key=self.data_dir / "hub-signing.key",
             )
             self.agent = EdgeAgent(
                 edge_settings,

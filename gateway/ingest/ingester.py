@@ -156,6 +156,7 @@ class Ingester:
                 d.payload,
                 link=self.registry.link,
                 hub_of=self.registry.hub_of,
+                hub_key=self.registry.hub_key,
                 config=self.config.pipeline,
             )
             outcome.stored += o.stored

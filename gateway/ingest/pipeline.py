@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -20,11 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from drivers.units import to_mg_dl
+from gateway.contract.signing import verify
 from gateway.contract.v1 import (
     MAX_READINGS_PER_BATCH,
     SCHEMA_ID,
     HubId,
     Reading,
+    Signature,
     UtcDateTime,
     hub_id_from_topic,
 )
@@ -48,6 +50,8 @@ class Reason(StrEnum):
     SPECIAL_VALUE = "special_value"
     STORE_REJECTED = "store_rejected"
     UNKNOWN_DEVICE = "unknown_device"
+    BAD_SIGNATURE = "bad_signature"
+    UNSIGNED = "unsigned"
     DEVICE_HUB_MISMATCH = "device_hub_mismatch"
 
 
@@ -66,6 +70,12 @@ class Outcome:
 LinkFn = Callable[[str, datetime], str | None]
 # serial -> the hub it is registered to; None: registered to no hub; False: not registered.
 HubOfFn = Callable[[str], str | Literal[False] | None]
+# hub id -> (registered public key or None, signatures required)
+HubKeyFn = Callable[[str], tuple[str | None, bool]]
+
+
+def _no_keys(_hub: str) -> tuple[str | None, bool]:
+    return None, False
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +95,7 @@ def process(
     *,
     link: LinkFn,
     hub_of: HubOfFn,
+    hub_key: HubKeyFn = _no_keys,
     config: PipelineConfig = PipelineConfig(),
 ) -> Outcome:
     out = Outcome()
@@ -114,6 +125,13 @@ def process(
         return reject(
             Reason.HUB_MISMATCH, f"payload hub_id {head.hub_id!r} on topic of hub {topic_hub!r}"
         )
+    public_key, required = hub_key(head.hub_id)
+    verdict = verify(payload, public_key)
+    if verdict.signed and not verdict.valid:
+        return reject(Reason.BAD_SIGNATURE, verdict.reason)
+    if not verdict.signed and required:
+        return reject(Reason.UNSIGNED, f"hub {head.hub_id} must sign its batches")
+    head = replace(head, signed_by=verdict.key_id or "")
     assert isinstance(raw_readings, list)
     out.readings_in = len(raw_readings)
     for item in raw_readings:
@@ -200,7 +218,7 @@ def _reading(
             ParkedReading(r.key, r.device.serial, r.time, head.hub_id, r.model_dump_json())
         )
         return
-    out.stored.append(normalise(r, patient, head.hub_id, head.batch_id))
+    out.stored.append(normalise(r, patient, head.hub_id, head.batch_id, head.signed_by))
 
 
 def _one(head: _Head, item: Any) -> bytes:
@@ -218,7 +236,9 @@ def _one(head: _Head, item: Any) -> bytes:
     ).encode()
 
 
-def normalise(r: Reading, patient_id: str, hub_id: str, batch_id: str) -> StoredReading:
+def normalise(
+    r: Reading, patient_id: str, hub_id: str, batch_id: str, signed_by: str = ""
+) -> StoredReading:
     """Canonical mg/dL next to the value and unit as reported; flags, never drops."""
     assert r.value is not None
     mg = to_mg_dl(r.value, r.unit) if r.unit in {"kg/L", "mol/L", "mg/dL"} else None
@@ -245,6 +265,7 @@ def normalise(r: Reading, patient_id: str, hub_id: str, batch_id: str) -> Stored
         details=dict(r.details),
         raw=r.raw,
         batch_id=batch_id,
+        signed_by=signed_by,
     )
 
 
@@ -257,6 +278,7 @@ class _Head:
     hub_id: str
     sent_at: datetime
     batch_id: str
+    signed_by: str = ""
 
 
 class _EnvelopeOnly(BaseModel):
@@ -267,6 +289,7 @@ class _EnvelopeOnly(BaseModel):
     hub_id: HubId
     sent_at: UtcDateTime
     batch_id: UUID
+    signature: Signature | None = None
 
 
 def _list_error(msg: str) -> ValidationError:

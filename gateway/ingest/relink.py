@@ -38,7 +38,9 @@ async def replay_quarantined(
     if row is None:
         return None
     await registry.refresh(force=True)
-    out = process(row.topic, row.payload, link=registry.link, hub_of=registry.hub_of)
+    out = process(
+        row.topic, row.payload, link=registry.link, hub_of=registry.hub_of, hub_key=registry.hub_key
+    )
     await store.write(out.stored)
     await registry.park(out.parked)
     await registry.quarantine(out.quarantined)

@@ -190,6 +190,7 @@ class Registry(AlertsMixin):
         self._starts: dict[str, list[datetime]] = {}
         self._hub_of: dict[str, str | None] = {}
         self._thresholds: dict[str, tuple[float | None, float | None]] = {}
+        self._hub_keys: dict[str, tuple[str | None, bool]] = {}
         self._audit_seen = -1
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -248,15 +249,28 @@ class Registry(AlertsMixin):
             return list((await s.scalars(select(Patient).order_by(Patient.id))).all())
 
     async def add_hub(
-        self, hub_id: str, *, public_key: str | None = None, exist_ok: bool = False
+        self,
+        hub_id: str,
+        *,
+        public_key: str | None = None,
+        require_signature: bool = False,
+        exist_ok: bool = False,
     ) -> None:
         async with self.session() as s, s.begin():
             if await s.get(Hub, hub_id) is not None:
                 if exist_ok:
                     return
                 raise RegistryError(f"hub {hub_id!r} already exists")
-            s.add(Hub(id=hub_id, created_at=datetime.now(UTC), public_key=public_key))
-            self._audit(s, "hub.add", hub=hub_id)
+            s.add(
+                Hub(
+                    id=hub_id,
+                    created_at=datetime.now(UTC),
+                    public_key=public_key,
+                    require_signature=require_signature,
+                )
+            )
+            self._audit(s, "hub.add", hub=hub_id, signed=require_signature)
+        await self.refresh(force=True)
 
     async def add_device(
         self,
@@ -373,11 +387,19 @@ class Registry(AlertsMixin):
         self._starts = {k: [a.valid_from for a in v] for k, v in by_serial.items()}
         async with self.session() as s:
             self._hub_of = {d.serial: d.hub_id for d in (await s.scalars(select(Device))).all()}
+            self._hub_keys = {
+                h.id: (h.public_key, h.require_signature)
+                for h in (await s.scalars(select(Hub))).all()
+            }
             self._thresholds = {
                 p.id: (p.low_mg_dl, p.high_mg_dl) for p in (await s.scalars(select(Patient))).all()
             }
         self._audit_seen = latest
         return True
+
+    def hub_key(self, hub_id: str) -> tuple[str | None, bool]:
+        """(registered Ed25519 public key, signatures required) of a hub, from the cache."""
+        return self._hub_keys.get(hub_id, (None, False))
 
     def thresholds(self, patient_id: str) -> tuple[float | None, float | None]:
         """Per-patient (low, high) alert thresholds in mg/dL; None = the default."""

@@ -35,6 +35,7 @@ class StoredReading:
     details: dict[str, str | int | float | bool | None] = field(default_factory=dict)
     raw: str = ""
     batch_id: str = ""
+    signed_by: str = ""  # key id of the hub signature that was verified ("" = unsigned)
 
 
 @dataclass(frozen=True, slots=True)

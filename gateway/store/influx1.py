@@ -187,6 +187,7 @@ def _reading(row: dict[str, Any]) -> StoredReading:
         details=json.loads(row["details"]) if row.get("details") else {},
         raw=row.get("raw") or "",
         batch_id=row.get("batch") or "",
+        signed_by=row.get("signed_by") or "",
     )
 
 

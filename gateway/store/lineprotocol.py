@@ -64,6 +64,8 @@ def line(r: StoredReading) -> str:
         fields.append(f"raw={string_field(r.raw)}")
     if r.batch_id:
         fields.append(f"batch={string_field(r.batch_id)}")
+    if r.signed_by:
+        fields.append(f"signed_by={string_field(r.signed_by)}")
     ts = (r.time - EPOCH) // MICROSECOND * 1000
     return (
         f"{measurement_of(r.kind).translate(_MEAS)},device={tag(r.serial)},kind={tag(r.kind)},"

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS readings (
     details TEXT NOT NULL,
     raw TEXT NOT NULL,
     batch_id TEXT NOT NULL,
+    signed_by TEXT NOT NULL DEFAULT '',
     stored_at_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_readings_patient_time ON readings (patient_id, time_ms);
@@ -38,7 +39,7 @@ CREATE INDEX IF NOT EXISTS ix_readings_patient_time ON readings (patient_id, tim
 
 _COLUMNS = (
     "key, patient_id, hub_id, serial, device_kind, kind, time_ms, device_time, clock_offset_s,"
-    " value, unit, mg_dl, flags, status, details, raw, batch_id"
+    " value, unit, mg_dl, flags, status, details, raw, batch_id, signed_by"
 )
 
 
@@ -65,6 +66,7 @@ def _row(r: StoredReading) -> tuple[object, ...]:
         json.dumps(r.details, sort_keys=True),
         r.raw,
         r.batch_id,
+        r.signed_by,
     )
 
 
@@ -87,6 +89,7 @@ def _reading(row: sqlite3.Row) -> StoredReading:
         details=json.loads(row["details"]),
         raw=row["raw"],
         batch_id=row["batch_id"],
+        signed_by=row["signed_by"],
     )
 
 
@@ -127,7 +130,7 @@ class SqliteStore:
             before = db.total_changes
             await db.executemany(
                 f"INSERT INTO readings ({_COLUMNS}, stored_at_ms)"
-                f" VALUES ({', '.join('?' * 18)}) ON CONFLICT (key) DO NOTHING",
+                f" VALUES ({', '.join('?' * 19)}) ON CONFLICT (key) DO NOTHING",
                 [(*_row(r), now) for r in readings],
             )
             written = db.total_changes - before
