@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway.alerts import AlertConfig, AlertEngine
-from gateway.contract.v1 import topic_readings
+from gateway.contract.v1 import hub_id_from_topic, topic_readings
 from gateway.ingest.metrics import IngestMetrics
 from gateway.ingest.mqtt_session import Delivery, MqttReceiver, ReceiverConfig
 from gateway.ingest.pipeline import Outcome, PipelineConfig, Reason, process
+from gateway.ingest.ratelimit import HubRateLimiter
 from gateway.ingest.relink import relink_parked, replay_quarantined
 from gateway.registry.service import QuarantineEntry, Registry
 from gateway.store.base import ReadingStore, StoredReading
@@ -31,6 +32,8 @@ class IngestConfig:
     max_batch_messages: int = 5000
     linger_s: float = 0.05
     relink_interval_s: float = 2.0
+    hub_readings_per_s: float = 0.0  # 0: no limit
+    hub_burst_readings: float = 50_000.0
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 10.0
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
@@ -74,6 +77,9 @@ class Ingester:
         self.receiver = MqttReceiver(receiver, self._on_delivery, self._on_connection)
         self.alerts = AlertEngine(
             registry, lambda t, p, r: self.receiver.publish(t, p, qos=1, retain=r), alerts
+        )
+        self.limiter = HubRateLimiter(
+            self.config.hub_readings_per_s, self.config.hub_burst_readings
         )
         self._pending: list[Delivery] = []
         self._wake = asyncio.Event()
@@ -159,6 +165,18 @@ class Ingester:
                 hub_key=self.registry.hub_key,
                 config=self.config.pipeline,
             )
+            if o.readings_in and not self.limiter.allow(_hub(d.topic), o.readings_in):
+                o = Outcome(
+                    quarantined=[
+                        QuarantineEntry(
+                            Reason.RATE_LIMITED.value,
+                            f"hub over {self.limiter.readings_per_s:g} readings/s",
+                            d.topic,
+                            d.payload,
+                            hub_id=_hub(d.topic),
+                        )
+                    ]
+                )
             outcome.stored += o.stored
             outcome.parked += o.parked
             outcome.quarantined += o.quarantined
@@ -261,6 +279,10 @@ class Ingester:
 
 
 QUARANTINE_TOPIC = "diatabase/v1/quarantine"
+
+
+def _hub(topic: str) -> str:
+    return hub_id_from_topic(topic) or ""
 
 
 def _notice(q: QuarantineEntry) -> bytes:

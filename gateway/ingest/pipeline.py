@@ -51,6 +51,7 @@ class Reason(StrEnum):
     STORE_REJECTED = "store_rejected"
     UNKNOWN_DEVICE = "unknown_device"
     BAD_SIGNATURE = "bad_signature"
+    RATE_LIMITED = "rate_limited"
     UNSIGNED = "unsigned"
     DEVICE_HUB_MISMATCH = "device_hub_mismatch"
 

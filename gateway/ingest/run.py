@@ -44,6 +44,8 @@ async def run_ingester(s: IngestSettings) -> None:
             max_batch_messages=s.max_batch_messages,
             linger_s=s.linger_ms / 1000,
             pipeline=PipelineConfig(max_payload_bytes=s.max_payload_bytes),
+            hub_readings_per_s=s.hub_readings_per_s,
+            hub_burst_readings=s.hub_burst_readings,
         ),
     )
     if s.metrics_port:
