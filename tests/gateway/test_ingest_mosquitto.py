@@ -105,3 +105,33 @@ async def test_end_to_end_through_mosquitto(
 
     ingester.stop()
     await asyncio.wait_for(task, 10)
+
+
+async def test_two_replicas_on_a_shared_subscription_split_the_stream(
+    mosquitto: MosquittoServer, registry: Registry, store: SqliteStore
+) -> None:
+    """MQTT v5 shared subscription: each message goes to one replica; all stored once."""
+    replicas = [
+        Ingester(
+            ReceiverConfig(
+                mqtt=MqttUrl.parse(mosquitto.url),
+                client_id=f"ingest-{n}",
+                topics=Ingester.default_topics("ingest"),
+            ),
+            store,
+            registry,
+        )
+        for n in (1, 2)
+    ]
+    assert replicas[0].receiver.config.topics == ["$share/ingest/diatabase/v1/hubs/+/readings"]
+    tasks = [asyncio.create_task(r.run()) for r in replicas]
+    await until(lambda: all(r.receiver.connected for r in replicas), what="both connected")
+    payloads = [batch("hub-1", [cgm_reading("CGM1", i * 5, 100.0)]) for i in range(400)]
+    await asyncio.to_thread(publish_all, mosquitto.url, topic_readings("hub-1"), payloads)
+    await until(lambda: sum(r.stats.messages for r in replicas) == 400, what="all delivered")
+    for r in replicas:
+        r.stop()
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    assert all(r.stats.messages > 0 for r in replicas)  # the load was split
+    assert await store.count() == 400
+    assert sum(r.stats.duplicates for r in replicas) == 0
