@@ -32,7 +32,9 @@ class IngestSettings(BaseSettings):
     max_batch_messages: int = Field(default=5000, ge=1)
     linger_ms: int = Field(default=50, ge=0)
     max_payload_bytes: int = Field(default=1024 * 1024, ge=1024)
-    hub_readings_per_s: float = Field(default=0.0, ge=0, description="0: no limit (production: e.g. 200)")
+    hub_readings_per_s: float = Field(
+        default=0.0, ge=0, description="0: no limit (production: e.g. 200)"
+    )
     hub_burst_readings: float = Field(default=50_000.0, gt=0)
     ca_file: Path | None = None
     cert_file: Path | None = None
