@@ -87,7 +87,7 @@ class DeviceTask:
         while not self._stop.is_set():
             await self.outbox.wait_for_space()
             try:
-                await self._session()
+                complete = await self._session()
                 if failing_since is not None:
                     log.info(
                         "device %s recovered after %.0f s",
@@ -96,7 +96,9 @@ class DeviceTask:
                     )
                     failing_since = None
                 delay = self.backoff_initial_s
-                await self._pause(self.config.poll_interval_s)
+                if complete:
+                    await self._pause(self.config.poll_interval_s)
+                # else: cut short by a full outbox; resume as soon as there is space
             except (BleakError, DriversError, TimeoutError, OSError, EOFError) as err:
                 self.state.failures += 1
                 self.state.last_error = f"{type(err).__name__}: {err}"
@@ -123,24 +125,34 @@ class DeviceTask:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    async def _session(self) -> None:
-        async with self.client_factory(self.address, pair=self.config.pair) as client:
-            self.state.connected = True
-            driver = self.driver_factory(client)
-            identity = await driver.read_identity()
-            self.state.identity = identity
-            self.state.last_contact = datetime.now(UTC)
-            await self.outbox.record_contact(identity.serial, self.address, identity.kind.value)
-            self.state.battery_pct = await driver.read_battery()
-            offset = await driver.read_clock_offset()
-            self.state.clock_offset_s = offset
-            cursor = await self.outbox.cursor(identity.serial, STREAM)
-            await self._drain(identity.serial, driver.sync(cursor), offset, live=False)
-            self.state.last_sync = datetime.now(UTC)
-            self.syncs += 1
-            live = getattr(driver, "live", None)
-            if live is not None:
-                await self._drain(identity.serial, live(), offset, live=True)
+    async def _session(self) -> bool:
+        """One connection; False when a full outbox cut the sync short."""
+        try:
+            async with self.client_factory(self.address, pair=self.config.pair) as client:
+                self.state.connected = True
+                return await self._sync(client)
+        finally:
+            self.state.connected = False
+
+    async def _sync(self, client: BleakClient) -> bool:
+        driver = self.driver_factory(client)
+        identity = await driver.read_identity()
+        self.state.identity = identity
+        self.state.last_contact = datetime.now(UTC)
+        await self.outbox.record_contact(identity.serial, self.address, identity.kind.value)
+        self.state.battery_pct = await driver.read_battery()
+        offset = await driver.read_clock_offset()
+        self.state.clock_offset_s = offset
+        cursor = await self.outbox.cursor(identity.serial, STREAM)
+        if not await self._drain(identity.serial, driver.sync(cursor), offset, live=False):
+            # Going live now would move the cursor past the records not read yet.
+            return False
+        self.state.last_sync = datetime.now(UTC)
+        self.syncs += 1
+        live = getattr(driver, "live", None)
+        if live is not None:
+            return await self._drain(identity.serial, live(), offset, live=True)
+        return True
 
     async def _drain(
         self,
@@ -149,7 +161,8 @@ class DeviceTask:
         offset: float | None,
         *,
         live: bool,
-    ) -> None:
+    ) -> bool:
+        """Commit records as they come; False when the outbox filled up (sync paused)."""
         pending: list[DeviceRecord] = []
         try:
             async for record in records:
@@ -159,13 +172,16 @@ class DeviceTask:
                     )
                 pending.append(record)
                 self.state.last_contact = datetime.now(UTC)
-                if live or len(pending) >= COMMIT_EVERY:
+                # Never commit past the outbox's bound: at most the room left.
+                room = max(1, self.outbox.max_rows - self.outbox.depth)
+                if live or len(pending) >= min(COMMIT_EVERY, room):
                     await self._commit(serial, pending, live=live)
                     pending = []
                     if self.outbox.full:
                         # Stop pulling; the device keeps the rest in its own memory.
                         log.warning("outbox full: pausing sync of %s", serial)
-                        return
+                        return False
+            return True
         finally:
             # Whatever was read before a drop is committed with its cursor.
             if pending:

@@ -30,7 +30,7 @@ from drivers.virtual import SimClock, VirtualWorld
 from edge.agent import EdgeAgent
 from edge.device_task import DeviceTask
 from edge.outbox import Outbox
-from edge.settings import DeviceConfig, EdgeSettings, OutboxConfig
+from edge.settings import DeviceConfig, EdgeSettings, OutboxConfig, PublishConfig
 from gateway.contract.signing import Signer
 from gateway.contract.urls import MqttUrl, StoreUrl
 from gateway.contract.v1 import ReadingsBatch, reading_key, topic_readings
@@ -340,3 +340,113 @@ async def test_agent_killed_mid_backlog_then_restarted(
             stop_hub(hub)
         resent = sub.count() - BACKLOG
         assert 0 <= resent <= 2 * 10  # at most the batches in flight at the kill, again
+
+
+# -- (d) a full outbox pauses the device, drops nothing --------------------------------
+
+MAX_ROWS = 30
+
+
+@pytest.mark.slow
+async def test_full_outbox_pauses_the_device_and_loses_nothing(
+    mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    clock = SimClock(START, speed=1)
+    async with VirtualWorld(clock) as world:
+        meter = await world.add_meter("BG-F", history=timedelta(days=40), tests_per_day=4)
+        clock.pause()
+        held = truth_keys(world)
+        assert len(held) > 4 * MAX_ROWS
+        async with subscriber(mosquitto.url, topic_readings("hub-dur")) as sub:
+            mosquitto.stop()
+            settings = edge_settings(
+                tmp_path,
+                mosquitto.url,
+                [DeviceConfig(kind="glucose_meter", address=meter.address, poll_interval_s=3600)],
+                outbox=OutboxConfig(path=tmp_path / "outbox.db", max_rows=MAX_ROWS),
+            )
+            agent = quick_agent(settings, world)
+            async with running(agent):
+                await until(lambda: agent.outbox.full, 30, "outbox full")
+                (task,) = agent.tasks
+                await until(lambda: not task.state.connected, 30, "sync paused")
+                status = await agent.status()
+                assert status.outbox_full
+                assert status.outbox_depth == agent.outbox.depth == MAX_ROWS  # at its bound
+                # Paused, not dropping: everything read is in the outbox, the cursor is at
+                # the last record stored, the meter still holds the rest.
+                assert task.state.records_read == MAX_ROWS
+                assert task.state.cursor == meter.produced[MAX_ROWS - 1].sequence
+                assert agent.publisher.stats.connects == 0
+
+                mosquitto.start()
+                await until(lambda: sub.keys() >= held, 90, "everything the meter held")
+                await until(lambda: agent.outbox.depth == 0, 30, "outbox drained")
+                assert not (await agent.status()).outbox_full
+        assert sub.keys() == held
+
+
+@pytest.mark.slow
+async def test_full_outbox_cgm_resumes_backfill_before_going_live(
+    mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    """A CGM whose backfill a full outbox cut short must not go live: a live record would
+    move its cursor past the records it has not read yet (they would never be asked for)."""
+    clock = SimClock(START, speed=300)  # a new CGM reading every real second
+    async with VirtualWorld(clock) as world:
+        cgm = await world.add_cgm("CGM-F", history=timedelta(hours=12))
+        async with subscriber(mosquitto.url, topic_readings("hub-dur")) as sub:
+            mosquitto.stop()
+            settings = edge_settings(
+                tmp_path,
+                mosquitto.url,
+                [DeviceConfig(kind="cgm", address=cgm.address)],
+                outbox=OutboxConfig(path=tmp_path / "outbox.db", max_rows=MAX_ROWS),
+            )
+            agent = quick_agent(settings, world)
+            async with running(agent):
+                await until(lambda: agent.outbox.full, 30, "outbox full")
+                # The CGM goes on producing while the outbox is full.
+                await cgm.wait_produced(len(cgm.produced) + 3)
+                assert agent.outbox.depth == MAX_ROWS
+                mosquitto.start()
+                await until(lambda: len(sub.keys()) > 2 * MAX_ROWS, 60, "draining")
+                clock.pause()
+                truth = truth_keys(world)
+                await until(lambda: sub.keys() >= truth, 90, "every CGM reading")
+        assert sub.keys() == truth
+
+
+# -- (e) a week offline: delivered after reconnect in bounded batches ------------------
+
+BATCH = 100
+
+
+@pytest.mark.slow
+async def test_week_offline_then_delivered_in_bounded_batches(
+    mosquitto: MosquittoServer, tmp_path: Path
+) -> None:
+    clock = SimClock(START, speed=1)
+    async with VirtualWorld(clock) as world:
+        await world.add_cgm("CGM-W", history=timedelta(days=7))
+        clock.pause()
+        truth = truth_keys(world)
+        assert len(truth) >= 7 * 288
+        async with subscriber(mosquitto.url, topic_readings("hub-dur")) as sub:
+            mosquitto.stop()
+            settings = edge_settings(
+                tmp_path,
+                mosquitto.url,
+                [DeviceConfig(kind="cgm", address=world.peripherals[0].address)],
+                publish=PublishConfig(max_batch_readings=BATCH),
+            )
+            agent = quick_agent(settings, world)
+            async with running(agent):
+                await until(lambda: agent.outbox.depth == len(truth), 60, "the week in the outbox")
+                assert agent.publisher.stats.connects == 0
+                mosquitto.start()
+                await until(lambda: sub.keys() == truth, 60, "the week delivered")
+                await until(lambda: agent.outbox.depth == 0, 30, "outbox drained")
+        sizes = [len(b.readings) for b in sub.batches]
+        assert max(sizes) <= BATCH
+        assert len(sizes) >= len(truth) // BATCH
