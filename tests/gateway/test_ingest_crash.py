@@ -44,7 +44,16 @@ def payloads(n: int, serials: list[str]) -> Iterator[bytes]:
 class IngestProcess:
     """`diatabase ingest` as a child process; use as a context manager (always reaped)."""
 
-    def __init__(self, tmp: Path, mqtt: str, store: str, registry: str) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        mqtt: str,
+        store: str,
+        registry: str,
+        *,
+        client_id: str = "ingest-under-test",
+        shared_group: str | None = None,
+    ) -> None:
         self.args = [
             sys.executable,
             "-m",
@@ -57,9 +66,11 @@ class IngestProcess:
             "--registry",
             registry,
             "--client-id",
-            "ingest-under-test",
+            client_id,
         ]
-        self.log = (tmp / "ingest.log").open("ab")
+        if shared_group:
+            self.args += ["--shared-group", shared_group]
+        self.log = (tmp / f"{client_id}.log").open("ab")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
