@@ -41,37 +41,62 @@ def float_field(value: float) -> str:
     return repr(float(value))
 
 
+# Escaped forms of repetitive values (tags, units, hub ids, batch ids): escaping is the
+# hot spot of a write, and most of these strings repeat within a batch. Bounded: cleared
+# when full.
+_TAG_CACHE: dict[str, str] = {}
+_STR_CACHE: dict[str, str] = {}
+_CACHE_MAX = 100_000
+
+
+def _ctag(value: str) -> str:
+    try:
+        return _TAG_CACHE[value]
+    except KeyError:
+        if len(_TAG_CACHE) >= _CACHE_MAX:
+            _TAG_CACHE.clear()
+        out = _TAG_CACHE[value] = tag(value)
+        return out
+
+
+def _cstr(value: str) -> str:
+    try:
+        return _STR_CACHE[value]
+    except KeyError:
+        if len(_STR_CACHE) >= _CACHE_MAX:
+            _STR_CACHE.clear()
+        out = _STR_CACHE[value] = string_field(value)
+        return out
+
+
 def line(r: StoredReading) -> str:
     """One point: tags patient/device/kind (bounded cardinality), time in ns."""
-    fields = [
-        f"value={float_field(r.value)}",
-        f"unit={string_field(r.unit)}",
-        f"key={string_field(r.key)}",
-        f"hub={string_field(r.hub_id)}",
-        f"device_kind={string_field(r.device_kind)}",
-        f"device_time={string_field(r.device_time.isoformat())}",
-        f"clock_offset_s={float_field(r.clock_offset_s)}",
-    ]
-    if r.mg_dl is not None:
-        fields.append(f"mg_dl={float_field(r.mg_dl)}")
-    if r.flags:
-        fields.append(f"flags={string_field(','.join(r.flags))}")
-    if r.status:
-        fields.append(f"status={string_field(','.join(r.status))}")
-    if r.details:
-        fields.append(f"details={string_field(json.dumps(r.details, sort_keys=True))}")
-    if r.raw:
-        fields.append(f"raw={string_field(r.raw)}")
-    if r.batch_id:
-        fields.append(f"batch={string_field(r.batch_id)}")
-    if r.signed_by:
-        fields.append(f"signed_by={string_field(r.signed_by)}")
-    ts = (r.time - EPOCH) // MICROSECOND * 1000
-    return (
-        f"{measurement_of(r.kind).translate(_MEAS)},device={tag(r.serial)},kind={tag(r.kind)},"
-        f"patient={tag(r.patient_id)} {','.join(fields)} {ts}"
+    kind = _ctag(r.kind)
+    head = (
+        f"{INSULIN if r.kind.startswith('insulin') else GLUCOSE},device={_ctag(r.serial)},"
+        f"kind={kind},patient={_ctag(r.patient_id)} value={float(r.value)!r},"
+        f"unit={_cstr(r.unit)},key={string_field(r.key)},hub={_cstr(r.hub_id)},"
+        f"device_kind={_cstr(r.device_kind)},"
+        f'device_time="{r.device_time.isoformat()}",clock_offset_s={float(r.clock_offset_s)!r}'
     )
+    extra = ""
+    if r.mg_dl is not None:
+        extra = f",mg_dl={float(r.mg_dl)!r}"
+    if r.flags:
+        extra += f",flags={string_field(','.join(r.flags))}"
+    if r.status:
+        extra += f",status={string_field(','.join(r.status))}"
+    if r.details:
+        extra += f",details={string_field(json.dumps(r.details, sort_keys=True))}"
+    if r.raw:
+        extra += f",raw={string_field(r.raw)}"
+    if r.batch_id:
+        extra += f",batch={_cstr(r.batch_id)}"
+    if r.signed_by:
+        extra += f",signed_by={_cstr(r.signed_by)}"
+    ts = (r.time - EPOCH) // MICROSECOND * 1000
+    return f"{head}{extra} {ts}"
 
 
 def lines(readings: Iterable[StoredReading]) -> bytes:
-    return "\n".join(line(r) for r in readings).encode()
+    return "\n".join([line(r) for r in readings]).encode()
