@@ -202,12 +202,20 @@ class Servers:
         return int(rows[0]["count"]) if rows else 0
 
 
-def wait_count(servers: Servers, db: str, n: int, timeout: float = 600.0) -> float:
+def wait_count(
+    servers: Servers,
+    db: str,
+    n: int,
+    timeout: float = 600.0,
+    proc: subprocess.Popen[str] | subprocess.Popen[bytes] | None = None,
+) -> float:
     """Poll InfluxDB's count until it reaches n; returns the time it was seen."""
     deadline = time.monotonic() + timeout
     while True:
         if servers.count(db) >= n:
             return time.monotonic()
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"consumer exited with {proc.returncode}")
         if time.monotonic() > deadline:
             raise TimeoutError(f"count did not reach {n}")
         time.sleep(0.1)
@@ -281,7 +289,7 @@ def run_naive(
         t0 = time.monotonic()
         b0, i0 = servers.snapshot()
         c0 = cpu_s(proc.pid)
-        t1 = wait_count(servers, db, readings)
+        t1 = wait_count(servers, db, readings, proc=proc)
         b1, i1 = servers.snapshot()
         c1 = cpu_s(proc.pid)
     finally:
@@ -385,7 +393,7 @@ def run_ours(
         t0 = ours.wait_metric("diatabase_messages_received_total", 1)
         b0, i0 = servers.snapshot()
         c0 = cpu_s(ours.proc.pid)
-        t1 = wait_count(servers, db, readings)
+        t1 = wait_count(servers, db, readings, proc=ours.proc)
         b1, i1 = servers.snapshot()
         c1 = cpu_s(ours.proc.pid)
     finally:
@@ -457,7 +465,7 @@ def naive_worker(broker: str, cid: str, influx: str, db: str) -> None:
             last_len, last_change = len(pending), time.monotonic()
         if not pending or (len(pending) < INFLUX_BATCH and time.monotonic() - last_change < 0.02):
             continue
-        batch, pending[:] = list(pending), []
+        batch, pending[:] = pending[:INFLUX_BATCH], pending[INFLUX_BATCH:]
         out = []
         for msg in batch:
             b = ReadingsBatch.model_validate(json.loads(msg.payload))
@@ -469,11 +477,11 @@ def naive_worker(broker: str, cid: str, influx: str, db: str) -> None:
                     f'device_time="{r.device_time.isoformat()}",'
                     f"clock_offset_s={r.clock_offset_s} {ts}"
                 )
-        resp = http.post(
-            "/write", params={"db": db, "precision": "ns"}, content="\n".join(out).encode()
-        )
-        if resp.status_code != 204:
-            raise RuntimeError(resp.text)
+        for i in range(0, len(out), INFLUX_BATCH):
+            body = "\n".join(out[i : i + INFLUX_BATCH]).encode()
+            resp = http.post("/write", params={"db": db, "precision": "ns"}, content=body)
+            if resp.status_code != 204:
+                raise RuntimeError(resp.text)
         for msg in batch:
             c.ack(msg.mid, msg.qos)
         last_len = 0
@@ -632,6 +640,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.naive_worker:
         naive_worker(*args.naive_worker)
         return
+    # SIGTERM unwinds like Ctrl-C, so the harness stops its servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.quick:
         args.messages, args.reps, args.seconds = 20_000, 1, 5.0
     only = set(args.only.split(",")) if args.only else None

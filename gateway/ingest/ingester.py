@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class IngestConfig:
     max_batch_messages: int = 5000
+    # Also bound a batch by payload bytes: 5,000 messages of 1,000 readings each would
+    # block the loop for a minute (past the MQTT keepalive) and hold gigabytes.
+    max_batch_bytes: int = 4 * 1024 * 1024
     linger_s: float = 0.05
     relink_interval_s: float = 2.0
     hub_readings_per_s: float = 0.0  # 0: no limit
@@ -82,6 +85,7 @@ class Ingester:
             self.config.hub_readings_per_s, self.config.hub_burst_readings
         )
         self._pending: list[Delivery] = []
+        self._pending_bytes = 0
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.listeners: list[asyncio.Queue[list[StoredReading]]] = []
@@ -101,7 +105,12 @@ class Ingester:
         self.metrics.messages.inc()
         self.metrics.in_flight.inc()
         self._pending.append(delivery)
-        if len(self._pending) >= self.config.max_batch_messages or len(self._pending) == 1:
+        self._pending_bytes += len(delivery.payload)
+        if (
+            len(self._pending) >= self.config.max_batch_messages
+            or len(self._pending) == 1
+            or self._pending_bytes >= self.config.max_batch_bytes
+        ):
             self._wake.set()
 
     async def run(self) -> None:
@@ -138,6 +147,7 @@ class Ingester:
         deadline = time.monotonic() + self.config.linger_s
         while (
             len(self._pending) < self.config.max_batch_messages
+            and self._pending_bytes < self.config.max_batch_bytes
             and self.receiver.unacked < self.receiver.config.receive_maximum
             and not self._stopping.is_set()
         ):
@@ -154,6 +164,7 @@ class Ingester:
         if not self._pending:
             return
         batch, self._pending = self._pending, []
+        self._pending_bytes = 0
         await self.registry.refresh()
         outcome = Outcome()
         for d in batch:

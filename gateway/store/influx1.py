@@ -21,6 +21,8 @@ from gateway.contract.urls import StoreUrl
 from gateway.store.base import IngestWindow, StoredReading, StoreError, WriteResult
 from gateway.store.lineprotocol import GLUCOSE, INSULIN, line, lines
 
+MAX_POINTS_PER_POST = 5000
+
 
 class Influx1Store:
     def __init__(self, url: StoreUrl, *, timeout_s: float = 30.0) -> None:
@@ -48,7 +50,11 @@ class Influx1Store:
 
     async def write(self, readings: Sequence[StoredReading]) -> WriteResult:
         rejected: list[tuple[StoredReading, str]] = []
-        await self._write(list(readings), rejected)
+        # InfluxDB answers 413 to a body over its max-body-size (25 MB by default) and
+        # closes the connection mid-request; it also ingests batches of a few thousand
+        # points best. Every chunk is written before this returns (the ack waits for all).
+        for i in range(0, len(readings), MAX_POINTS_PER_POST):
+            await self._write(list(readings[i : i + MAX_POINTS_PER_POST]), rejected)
         return WriteResult(
             written=len(readings) - len(rejected), duplicates=0, rejected=tuple(rejected)
         )
