@@ -7,7 +7,6 @@ a hub that installed only the ``edge`` extra.
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -229,6 +228,10 @@ def demo(
 
 
 def main() -> None:
-    # Ctrl-C: asyncio.Runner turns SIGINT into cancellation of the main task.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    app()
+    # Ctrl-C: asyncio.Runner turns SIGINT into cancellation of the main task. SIGPIPE keeps
+    # Python's default (ignored -> BrokenPipeError): a long-running ingester must survive a
+    # peer resetting a socket; a closed stdout (`diatabase schema | head`) just ends quietly.
+    try:
+        app()
+    except BrokenPipeError:
+        sys.stderr.close()
