@@ -19,7 +19,7 @@ class LogfmtFormatter(logging.Formatter):
         return line
 
 
-def setup_logging(level: str = "INFO", file: Path | None = None) -> None:
+def setup_logging(level: str = "INFO", file: Path | None = None) -> logging.Handler:
     handler: logging.Handler
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
@@ -28,8 +28,11 @@ def setup_logging(level: str = "INFO", file: Path | None = None) -> None:
         handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogfmtFormatter())
     root = logging.getLogger()
+    for old in root.handlers:
+        old.close()  # a replaced file handler must not leak its file
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Chatty third parties stay at warning unless asked.
     for name in ("amqtt", "transitions", "bumble", "aiosqlite", "uvicorn.access", "sqlalchemy"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    return handler

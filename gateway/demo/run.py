@@ -102,8 +102,9 @@ class Demo:
         }
 
     async def run(self) -> DemoSummary:
-        setup_logging("INFO", self.data_dir / "demo.log")
+        handler = setup_logging("INFO", self.data_dir / "demo.log")
         async with contextlib.AsyncExitStack() as stack:
+            stack.callback(_detach, handler)
             broker = await stack.enter_async_context(EmbeddedBroker())
             self.registry = Registry(StoreUrl.parse(f"sqlite:///{self.data_dir}/registry.db"))
             await self.registry.open()
@@ -258,3 +259,9 @@ async def run_demo(settings: DemoSettings, console: Console) -> DemoSummary:
     )
     console.print(f"databases kept in {summary.data_dir}")
     return summary
+
+
+def _detach(handler: logging.Handler) -> None:
+    """Stop logging to this demo's file (it belongs to its data directory)."""
+    logging.getLogger().removeHandler(handler)
+    handler.close()
