@@ -35,10 +35,8 @@ from drivers.gls import GlucoseType, SampleLocation
 from drivers.ieee11073 import SFloat
 from drivers.racp import (
     CgmsFilterType,
-    RacpOpcode,
     RacpProfile,
     RacpRequest,
-    RacpResponse,
     RacpResponseCode,
 )
 from drivers.records import DeviceKind, RecordKind
@@ -292,19 +290,8 @@ class VirtualCgm(VirtualPeripheral):
         # Records are 8-17 octets; racp_send splits a batch by octets, not by count.
         return max(1, (connection.att_mtu - 3) // 10)
 
-    async def racp_respond(
-        self,
-        connection: Connection,
-        request: RacpOpcode,
-        code: RacpResponseCode | None = None,
-        count: int | None = None,
-    ) -> None:
-        response = (
-            RacpResponse.count(count)
-            if count is not None
-            else RacpResponse.code(request, code or RacpResponseCode.SUCCESS)
-        )
-        await self.device.indicate_subscriber(connection, self.racp, response.encode(crc=self.crc))
+    def racp_encode(self, response: Any) -> bytes:
+        return bytes(response.encode(crc=self.crc))
 
     async def racp_send(self, connection: Connection, records: Sequence[CgmMeasurement]) -> None:
         room = connection.att_mtu - 3

@@ -31,10 +31,8 @@ from drivers.gls import (
 from drivers.ieee11073 import SFloat
 from drivers.racp import (
     GlsFilterType,
-    RacpOpcode,
     RacpProfile,
     RacpRequest,
-    RacpResponse,
     RacpResponseCode,
 )
 from drivers.records import DeviceKind, RecordKind
@@ -231,20 +229,6 @@ class VirtualMeter(VirtualPeripheral):
         if call.filter_type is not None and call.filter_type != GlsFilterType.SEQUENCE_NUMBER:
             return RacpResponseCode.OPERAND_NOT_SUPPORTED  # user facing time: not offered
         return self.store.select(call)
-
-    async def racp_respond(
-        self,
-        connection: Connection,
-        request: RacpOpcode,
-        code: RacpResponseCode | None = None,
-        count: int | None = None,
-    ) -> None:
-        response = (
-            RacpResponse.count(count)
-            if count is not None
-            else RacpResponse.code(request, code or RacpResponseCode.SUCCESS)
-        )
-        await self.device.indicate_subscriber(connection, self.racp, bytes(response))
 
     async def racp_send(self, connection: Connection, records: Sequence[Stored]) -> None:
         for m, context in records:

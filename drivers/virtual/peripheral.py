@@ -22,7 +22,7 @@ from bumble.link import LocalLink
 from bumble.pairing import PairingConfig
 
 from drivers import uuids
-from drivers.racp import RacpOpcode, RacpOperator, RacpResponseCode
+from drivers.racp import RacpOpcode, RacpOperator, RacpResponse, RacpResponseCode
 from drivers.records import DeviceKind
 from drivers.sigtime import AdjustReason, CurrentTime
 from drivers.virtual.clock import SimClock
@@ -330,6 +330,14 @@ class VirtualPeripheral:
         """Decode a request; raise ``DriversError`` for one that does not decode."""
         raise NotImplementedError
 
+    # The RACP characteristic (set by each device's services()) and its response codec
+    # (GLS and CGMS share one; IDS has its own).
+    racp: Characteristic[bytes]
+    racp_response: Any = RacpResponse
+
+    def racp_encode(self, response: Any) -> bytes:
+        return bytes(response)
+
     async def racp_respond(
         self,
         connection: Connection,
@@ -337,7 +345,12 @@ class VirtualPeripheral:
         code: RacpResponseCode | None = None,
         count: int | None = None,
     ) -> None:
-        raise NotImplementedError
+        response = (
+            self.racp_response.count(count)
+            if count is not None
+            else self.racp_response.code(request, code or RacpResponseCode.SUCCESS)
+        )
+        await self.device.indicate_subscriber(connection, self.racp, self.racp_encode(response))
 
     async def racp_send(self, connection: Connection, records: Sequence[Any]) -> None:
         raise NotImplementedError

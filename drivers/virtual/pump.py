@@ -40,7 +40,7 @@ from drivers.ids import (
     TherapyControlState,
 )
 from drivers.ieee11073 import SFloat
-from drivers.racp import RacpOpcode, RacpResponseCode
+from drivers.racp import RacpResponseCode
 from drivers.records import DeviceKind, RecordKind
 from drivers.sigtime import DateTime, DstOffset, TimeZone
 from drivers.virtual.peripheral import (
@@ -66,6 +66,7 @@ class _Store(RacpStore[IddHistoryData]):
 
 
 class VirtualPump(VirtualPeripheral):
+    racp_response = IddRacpResponse
     kind = DeviceKind.INSULIN_PUMP
     model = "Virtual Pump"
     service_uuid = uuids.INSULIN_DELIVERY_SERVICE
@@ -274,20 +275,6 @@ class VirtualPump(VirtualPeripheral):
         if call.filter_type == IddFilterType.SEQUENCE_NUMBER_NON_REFERENCE_TIME_EVENTS:
             return [r for r in selected if r.event_type != ref]
         return selected
-
-    async def racp_respond(
-        self,
-        connection: Connection,
-        request: RacpOpcode,
-        code: RacpResponseCode | None = None,
-        count: int | None = None,
-    ) -> None:
-        response = (
-            IddRacpResponse.count(count)
-            if count is not None
-            else IddRacpResponse.code(request, code or RacpResponseCode.SUCCESS)
-        )
-        await self.device.indicate_subscriber(connection, self.racp, bytes(response))
 
     async def racp_send(self, connection: Connection, records: Sequence[IddHistoryData]) -> None:
         for record in records:
