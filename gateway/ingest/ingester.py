@@ -213,14 +213,10 @@ class Ingester:
             try:
                 started = time.perf_counter()
                 result = await self.store.write(outcome.stored)
-                if result.rejected:
-                    outcome.quarantined += [_rejected(r, why) for r, why in result.rejected]
-                    outcome.stored = [
-                        r
-                        for r in outcome.stored
-                        if r.key not in {x.key for x, _ in result.rejected}
-                    ]
-                await self.registry.quarantine(outcome.quarantined)
+                # Readings the sink refused are quarantined; computed per attempt so a retry
+                # after a failed quarantine write does not add them twice.
+                refused = [_rejected(r, why) for r, why in result.rejected]
+                await self.registry.quarantine([*outcome.quarantined, *refused])
                 await self.registry.park(outcome.parked)
                 self.stats.last_write_s = time.perf_counter() - started
                 break
@@ -234,6 +230,10 @@ class Ingester:
                 delay = min(delay * 2, self.config.backoff_max_s)
         if failing:
             log.info("write recovered")
+        if refused:
+            gone = {e.reading_key for e in refused}
+            outcome.stored = [r for r in outcome.stored if r.key not in gone]
+            outcome.quarantined += refused
         self.stats.stored += result.written
         self.stats.duplicates += result.duplicates
         self.stats.parked += len(outcome.parked)

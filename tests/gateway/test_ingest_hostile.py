@@ -88,3 +88,52 @@ async def test_hostile_stream_keeps_every_valid_reading(
     finally:
         await store.close()
         await registry.close()
+
+
+async def test_reading_the_database_refuses_is_quarantined_once(
+    mosquitto: MosquittoServer, influx_db: str, tmp_path: object
+) -> None:
+    """InfluxDB refuses one point (a field type conflict from another writer): that reading
+    is quarantined as store_rejected, its neighbours are stored and acknowledged."""
+    registry = Registry(StoreUrl.parse(f"sqlite:///{tmp_path}/registry.db"))
+    await registry.open()
+    store = Influx1Store(StoreUrl.parse(influx_db))
+    await store.open()
+    try:
+        await registry.add_hub("hub-1")
+        await registry.add_patient("P-1")
+        await registry.add_device("CGM1", "cgm", hub_id="hub-1")
+        await registry.assign("CGM1", "P-1", datetime(2026, 1, 1, tzinfo=UTC))
+        # Another writer made "flags" a float field in the same shard (type conflicts are
+        # per shard: the point sits next to the readings' times); our flag is a string.
+        resp = await store.http.post(
+            "/write",
+            params={"db": store.database},
+            content=b"glucose,device=X,kind=cgm,patient=P-9 value=1.0,flags=1.0 1793516400000000000",
+        )
+        assert resp.status_code == 204
+        readings = [cgm_reading("CGM1", i * 5, 100.0) for i in range(5)]
+        readings.append(cgm_reading("CGM1", 25, 700.0))  # flagged out_of_range: refused
+        ingester = Ingester(
+            ReceiverConfig(
+                mqtt=MqttUrl.parse(mosquitto.url),
+                client_id="ingest-refused",
+                topics=Ingester.default_topics(),
+            ),
+            store,
+            registry,
+        )
+        task = asyncio.create_task(ingester.run())
+        await until(lambda: ingester.receiver.connected, what="connected")
+        await asyncio.to_thread(
+            publish_many, mosquitto.url, topic_readings("hub-1"), [batch("hub-1", readings)]
+        )
+        await until(lambda: ingester.stats.messages == 1, what="handled")
+        ingester.stop()
+        await asyncio.wait_for(task, 15)
+        assert ingester.stats.stored == 5
+        assert dict(ingester.stats.quarantined) == {"store_rejected": 1}
+        assert await registry.quarantine_counts() == {"store_rejected": 1}
+    finally:
+        await store.close()
+        await registry.close()
