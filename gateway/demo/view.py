@@ -26,7 +26,9 @@ def _style(mg: float | None) -> str:
 def render(snapshot: dict[str, Any]) -> Group:
     table = Table(title="Diatabase demo · live glucose", title_justify="left", expand=False)
     for col in ("patient", "mg/dL", "mmol/L", "trend", "last reading", "readings 24 h", "devices"):
-        table.add_column(col, justify="right" if col in {"mg/dL", "mmol/L", "readings"} else "left")
+        table.add_column(
+            col, justify="right" if col in {"mg/dL", "mmol/L", "readings 24 h"} else "left"
+        )
     for p in snapshot["patients"]:
         mg = p["mg_dl"]
         table.add_row(
