@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -72,6 +73,34 @@ def test_demo_command_runs_and_exits_zero(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "lost 0" in proc.stdout
     assert "t=" in proc.stdout  # periodic plain lines when stdout is not a terminal
+
+
+def test_ctrl_c_drains_and_prints_the_summary(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "demo",
+            "--speed",
+            "300",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # running once the first plain status line appears
+        if line.startswith("t="):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, out
+    assert "stopping: draining" in out and "lost 0" in out
 
 
 @pytest.mark.browser
