@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -98,6 +99,9 @@ class SqliteStore:
         assert url.path is not None
         self.path = url.path
         self._db: aiosqlite.Connection | None = None
+        # One connection: concurrent writers (a batch flush and a relink, or two ingesters
+        # in one process) must not interleave their BEGIN ... COMMIT on it.
+        self._write_lock = asyncio.Lock()
 
     async def open(self) -> SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,6 +127,10 @@ class SqliteStore:
     async def write(self, readings: Sequence[StoredReading]) -> WriteResult:
         if not readings:
             return WriteResult(0, 0)
+        async with self._write_lock:
+            return await self._write(readings)
+
+    async def _write(self, readings: Sequence[StoredReading]) -> WriteResult:
         now = _ms(datetime.now(UTC))
         db = self.db
         try:
