@@ -22,8 +22,11 @@ BATTERY_LEVEL_MAX: Final = 100  # BAS: "0% to 100%"
 
 def decode_dis_string(data: bytes, characteristic: str = "Device Information") -> str:
     """A DIS string: UTF-8, trailing NULs removed (devices that pad with them exist)."""
+    body = bytes(data).rstrip(b"\x00")
+    if b"\x00" in body:
+        raise DecodeError(characteristic, data, "NUL inside the string")
     try:
-        return bytes(data).rstrip(b"\x00").decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError as err:
         raise DecodeError(characteristic, data, f"not UTF-8: {err.reason}") from err
 

@@ -196,6 +196,8 @@ def test_history_rejects() -> None:
 
 def test_dis_and_battery() -> None:
     assert decode_dis_string(b"Acme\x00\x00") == "Acme"
+    with pytest.raises(DecodeError, match="NUL inside"):  # found by the fuzz test
+        DisString.from_bytes(b"A\x00B")
     assert DisString.from_bytes("Zürich 1.2".encode()) == DisString("Zürich 1.2")
     assert bytes(DisString("SN-1")) == b"SN-1"
     with pytest.raises(DecodeError):
