@@ -191,10 +191,29 @@ class AnnunciationStatus(IntEnum):
 
 # Annunciation Type (uint16); the codes cross-checked in sig-profiles.md §11. Others
 # (including manufacturer-specific ones) are kept as plain numbers.
+# IDS annunciation types (16-bit codes at Hamming distance >= 4, so a flipped bit never
+# turns one type into another); the Tidepool InsulinDeliveryServiceKit enum agrees.
 ANNUNCIATION_TYPE_NAMES: Final[dict[int, str]] = {
     0x000F: "system_issue",
     0x0033: "mechanical_issue",
+    0x003C: "occlusion_detected",
+    0x0055: "reservoir_issue",
+    0x005A: "reservoir_empty",
+    0x0066: "reservoir_low",
+    0x0069: "priming_issue",
+    0x0096: "infusion_set_incomplete",
+    0x0099: "infusion_set_detached",
+    0x00A5: "power_source_insufficient",
+    0x00AA: "battery_empty",
     0x00C3: "battery_low",
+    0x00CC: "battery_medium",
+    0x00F0: "battery_full",
+    0x00FF: "temperature_out_of_range",
+    0x030C: "bolus_canceled",
+    0x0330: "tbr_over",
+    0x033F: "tbr_canceled",
+    0x0356: "max_delivery",
+    0x0359: "date_time_issue",
 }
 
 ANNUNCIATION_PRESENT: Final = 0x01  # flags bit 0
