@@ -278,6 +278,23 @@ def _event_json(event: ids.EventData | bytes) -> Json:
     return out
 
 
+def _idd_racp(data: bytes) -> Json:
+    pdu = ids.decode_idd_racp(data)
+    if isinstance(pdu, ids.IddRacpResponse):
+        return {
+            "opcode": _name(pdu.opcode),
+            "request_opcode": _name(pdu.request_opcode),
+            "response_code": _name(pdu.response_code),
+            "number_of_records": pdu.number_of_records,
+        }
+    return {
+        "opcode": _name(pdu.opcode),
+        "operator": _name(pdu.operator),
+        "filter_type": _name(pdu.filter_type),
+        "operand": list(pdu.operand),
+    }
+
+
 def _idd_history(data: bytes) -> Json:
     h = ids.IddHistoryData.from_bytes(data)
     return {
@@ -307,4 +324,5 @@ CODECS: Final[dict[str, Callable[[bytes], dict[str, Any]]]] = {
     "idd-annunciation": _idd_annunciation,
     "idd-features": _idd_features,
     "idd-history": _idd_history,
+    "idd-racp": _idd_racp,
 }

@@ -1,18 +1,20 @@
 """Insulin Delivery Service (IDS 1.0) status characteristics and history events.
 
-Sources and confidence (docs/ble-profiles.md, "IDS"): IDD Status Changed, IDD Status,
-IDD Annunciation Status, IDD Features, the History Data header and the event data of
-Bolus Delivered parts 1/2 and Delivered Basal Rate Changed follow sig-profiles.md §11
-(two public parsers citing the IDS 1.0.1 tables). The other decoded event data layouts
-(Reference Time, Bolus Programmed 1/2, TBR started/changed/ended, Total Daily Insulin
-Delivery, Reservoir Remaining Amount Changed, Annunciation Status Changed 1/2) follow
-the IDS 1.0 event tables as recalled and are marked "unverified" below: check them
-against the IDS text before trusting them with a real pump.
+Sources (docs/ble-profiles.md, "IDS"): IDD Status Changed, IDD Status, IDD Annunciation
+Status, IDD Features and the History Data header follow sig-profiles.md §11. Every
+decoded history event layout and every event type code was checked against two public
+implementations written by IDS contributors: ehealthinnovation/AndroidBLEParser (its
+history event parsers and tests) and tidepool-org/InsulinDeliveryServiceKit (its
+PumpHistoryEvents and IDHistoryDataHandlerTests). The IDS specification text itself
+could not be read here; where the two sources are silent the docstring says so.
 
 E2E protection (IDD Features bit 0) appends an E2E-Counter (uint8) and an E2E-CRC
-(uint16, little-endian) to these characteristics. The CRC is assumed to be the CGMS
-CRC-16/MCRF4XX over every preceding octet, counter included; no public IDS vector with
-a valid CRC was found to confirm it.
+(uint16, little-endian) to these characteristics. The CRC is the CGMS CRC-16/MCRF4XX
+over every preceding octet, counter included: ehealthinnovation/CCInsulinDelivery
+appends ``crcMCRF4XX`` to its IDS control point writes; no public IDS vector with a
+valid CRC *and* counter was found to check the counter's position against.
+
+The IDD Record Access Control Point codec lives here too (bottom of the module).
 
 Unknown or manufacturer event types are kept as raw event data, never an error.
 """
@@ -29,6 +31,7 @@ from drivers._wire import Reader, build, check_enum, check_flags, check_range
 from drivers.crc import CRC_SIZE, append_crc, crc16_mcrf4xx, strip_crc
 from drivers.errors import CRCError, DecodeError, EncodeError
 from drivers.ieee11073 import SFloat
+from drivers.racp import FILTERED_OPERATORS, RacpOpcode, RacpOperator, RacpResponseCode
 from drivers.sigtime import DateTime, DstOffset, TimeZone
 
 E2E_SIZE: Final = 3  # E2E-Counter uint8 + E2E-CRC uint16
@@ -381,7 +384,8 @@ class IddFeatures:
 
 
 class IddEventType(IntEnum):
-    """History event types (sig-profiles.md §11; ehealth and RonanB96 agree)."""
+    """History event types (Hamming codes): sig-profiles.md §11, checked against
+    ehealthinnovation/BLEIDSSim ``history.py`` and tidepool-org/InsulinDeliveryServiceKit."""
 
     REFERENCE_TIME = 0x000F
     REFERENCE_TIME_BASE_OFFSET = 0x0033
@@ -470,9 +474,24 @@ def _opt(flag: bool, read: Callable[[], int]) -> int | None:
     return read() if flag else None
 
 
+def _opt_u8(value: int | None) -> bytes:
+    return b"" if value is None else _wire.u8(value)
+
+
+def _flags(r: Reader, rfu: int) -> int:
+    flags = r.u8("Flags")
+    if flags & rfu:
+        raise r.error(f"RFU flag bits set: 0x{flags:02X}")
+    return flags
+
+
 @dataclass(frozen=True, slots=True)
 class ReferenceTimeEvent:
-    """0x000F (unverified): reason · Date Time · Time Zone · DST Offset."""
+    """0x000F: recording reason · Date Time · Time Zone · DST Offset.
+
+    Verified against ehealthinnovation/AndroidBLEParser and tidepool-org/
+    InsulinDeliveryServiceKit.
+    """
 
     recording_reason: ReferenceTimeReason
     date_time: DateTime
@@ -501,7 +520,8 @@ class BolusPart1Event:
     """0x005A programmed / 0x0069 delivered, part 1: ID · type · fast · extended · duration.
 
     Amounts in IU (SFLOAT); duration in minutes. Delivered layout per sig-profiles §11;
-    the programmed event shares it (unverified).
+    the programmed event shares it (verified against ehealthinnovation/AndroidBLEParser
+    and tidepool-org/InsulinDeliveryServiceKit, which read duration in minutes).
     """
 
     bolus_id: int
@@ -536,7 +556,12 @@ class BolusPart1Event:
 
 @dataclass(frozen=True, slots=True)
 class BolusProgrammedPart2Event:
-    """0x0066 (unverified): flags · [delay min uint16] · [template uint8] · [activation]."""
+    """0x0066: flags · [delay min uint16] · [template uint8] · [activation type].
+
+    Flags: bit 0 delay, 1 template, 2 activation type present, 3 reason correction,
+    4 reason meal (verified against ehealthinnovation/AndroidBLEParser; tidepool-org/
+    InsulinDeliveryServiceKit agrees on the delay field).
+    """
 
     delay_time_min: int | None = None
     template_number: int | None = None
@@ -661,115 +686,163 @@ class DeliveredBasalRateChangedEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class TbrEvent:
-    """0x00A5 started / 0x00C3 changed (unverified): flags · TBR type · value SFLOAT ·
-    duration min uint16 · [template uint8] · [context uint8].
+class TbrStartedEvent:
+    """0x00A5: flags (bit 0 template number present) · TBR type · value SFLOAT ·
+    programmed duration min uint16 · [template number uint8].
 
-    ``value`` is IU/h for an absolute TBR, percent for a relative one.
+    ``value`` is IU/h for an absolute TBR, a dimensionless factor for a relative one.
+    Verified against ehealthinnovation/AndroidBLEParser and tidepool-org/
+    InsulinDeliveryServiceKit (both agree; flag bits 1-7 are RFU in the event).
     """
 
     tbr_type: TbrType
     value: SFloat
     duration_min: int
     template_number: int | None = None
-    context: int | None = None
 
     def __post_init__(self) -> None:
         check_enum("tbr_type", self.tbr_type, TbrType)
         check_range("duration_min", self.duration_min, 0, 0xFFFF)
         if self.template_number is not None:
             check_range("template_number", self.template_number, 0, 0xFF)
-        if self.context is not None:
-            check_range("context", self.context, 0, 0xFF)
 
     def __bytes__(self) -> bytes:
-        flags = (self.template_number is not None) | (self.context is not None) << 1
-        out = bytearray(_wire.u8(flags) + _wire.u8(self.tbr_type) + bytes(self.value))
-        out += _wire.u16(self.duration_min)
-        if self.template_number is not None:
-            out += _wire.u8(self.template_number)
-        if self.context is not None:
-            out += _wire.u8(self.context)
-        return bytes(out)
+        out = _wire.u8(self.template_number is not None) + _wire.u8(self.tbr_type)
+        out += bytes(self.value) + _wire.u16(self.duration_min)
+        return out + _opt_u8(self.template_number)
 
     @classmethod
-    def read(cls, r: Reader) -> TbrEvent:
-        flags = r.u8("Flags")
-        if flags & 0xFC:
-            raise r.error(f"RFU flag bits set: 0x{flags:02X}")
+    def read(cls, r: Reader) -> TbrStartedEvent:
+        flags = _flags(r, 0xFE)
         kind = r.enum(TbrType, r.u8("TBR Type"), "TBR Type")
         value = _sfloat(r, "TBR Adjustment Value")
-        duration = r.u16("Duration")
+        duration = r.u16("TBR Duration Programmed")
         template = _opt(bool(flags & 1), lambda: r.u8("TBR Template Number"))
-        context = _opt(bool(flags & 2), lambda: r.u8("TBR Delivery Context"))
-        return build(r, lambda: cls(kind, value, duration, template, context))
+        return build(r, lambda: cls(kind, value, duration, template))
+
+
+@dataclass(frozen=True, slots=True)
+class TbrChangedEvent:
+    """0x00C3: flags (bit 0 template number present) · TBR type · value SFLOAT ·
+    programmed duration min uint16 · elapsed duration min uint16 · [template number].
+
+    Verified against ehealthinnovation/AndroidBLEParser and tidepool-org/
+    InsulinDeliveryServiceKit.
+    """
+
+    tbr_type: TbrType
+    value: SFloat
+    duration_min: int
+    elapsed_min: int
+    template_number: int | None = None
+
+    def __post_init__(self) -> None:
+        check_enum("tbr_type", self.tbr_type, TbrType)
+        check_range("duration_min", self.duration_min, 0, 0xFFFF)
+        check_range("elapsed_min", self.elapsed_min, 0, 0xFFFF)
+        if self.template_number is not None:
+            check_range("template_number", self.template_number, 0, 0xFF)
+
+    def __bytes__(self) -> bytes:
+        out = _wire.u8(self.template_number is not None) + _wire.u8(self.tbr_type)
+        out += bytes(self.value) + _wire.u16(self.duration_min) + _wire.u16(self.elapsed_min)
+        return out + _opt_u8(self.template_number)
+
+    @classmethod
+    def read(cls, r: Reader) -> TbrChangedEvent:
+        flags = _flags(r, 0xFE)
+        kind = r.enum(TbrType, r.u8("TBR Type"), "TBR Type")
+        value = _sfloat(r, "TBR Adjustment Value")
+        duration = r.u16("TBR Duration Programmed")
+        elapsed = r.u16("TBR Duration Elapsed")
+        template = _opt(bool(flags & 1), lambda: r.u8("TBR Template Number"))
+        return build(r, lambda: cls(kind, value, duration, elapsed, template))
 
 
 @dataclass(frozen=True, slots=True)
 class TbrEndedEvent:
-    """0x00AA (unverified): flags · effective duration min · last TBR type · last value ·
-    end reason · [annunciation instance ID]."""
+    """0x00AA: flags (bit 0 last template number, bit 1 annunciation ID present) ·
+    last set TBR type · effective duration min uint16 · end reason · [last template
+    number uint8] · [annunciation instance ID uint16]. The event carries no TBR value.
 
-    effective_duration_min: int
+    Verified against ehealthinnovation/AndroidBLEParser (and its JDRF parser) and
+    tidepool-org/InsulinDeliveryServiceKit.
+    """
+
     last_tbr_type: TbrType
-    last_value: SFloat
+    effective_duration_min: int
     end_reason: TbrEndReason
+    last_template_number: int | None = None
     annunciation_instance_id: int | None = None
 
     def __post_init__(self) -> None:
-        check_range("effective_duration_min", self.effective_duration_min, 0, 0xFFFF)
         check_enum("last_tbr_type", self.last_tbr_type, TbrType)
+        check_range("effective_duration_min", self.effective_duration_min, 0, 0xFFFF)
         check_enum("end_reason", self.end_reason, TbrEndReason)
+        if self.last_template_number is not None:
+            check_range("last_template_number", self.last_template_number, 0, 0xFF)
         if self.annunciation_instance_id is not None:
             check_range("annunciation_instance_id", self.annunciation_instance_id, 0, 0xFFFF)
 
     def __bytes__(self) -> bytes:
-        out = bytearray(_wire.u8(self.annunciation_instance_id is not None))
-        out += _wire.u16(self.effective_duration_min) + _wire.u8(self.last_tbr_type)
-        out += bytes(self.last_value) + _wire.u8(self.end_reason)
+        flags = (self.last_template_number is not None) | (
+            self.annunciation_instance_id is not None
+        ) << 1
+        out = _wire.u8(flags) + _wire.u8(self.last_tbr_type)
+        out += _wire.u16(self.effective_duration_min) + _wire.u8(self.end_reason)
+        out += _opt_u8(self.last_template_number)
         if self.annunciation_instance_id is not None:
             out += _wire.u16(self.annunciation_instance_id)
-        return bytes(out)
+        return out
 
     @classmethod
     def read(cls, r: Reader) -> TbrEndedEvent:
-        flags = r.u8("Flags")
-        if flags & 0xFE:
-            raise r.error(f"RFU flag bits set: 0x{flags:02X}")
-        duration = r.u16("Effective Duration")
+        flags = _flags(r, 0xFC)
         kind = r.enum(TbrType, r.u8("Last Set TBR Type"), "Last Set TBR Type")
-        value = _sfloat(r, "Last Set TBR Adjustment Value")
+        duration = r.u16("Effective TBR Duration")
         end = r.enum(TbrEndReason, r.u8("TBR End Reason"), "TBR End Reason")
-        annunciation = _opt(bool(flags & 1), lambda: r.u16("Annunciation Instance ID"))
-        return build(r, lambda: cls(duration, kind, value, end, annunciation))
+        template = _opt(bool(flags & 1), lambda: r.u8("Last Set TBR Template Number"))
+        annunciation = _opt(bool(flags & 2), lambda: r.u16("Annunciation Instance ID"))
+        return build(r, lambda: cls(kind, duration, end, template, annunciation))
 
 
 @dataclass(frozen=True, slots=True)
 class TotalDailyInsulinEvent:
-    """0x00FF (unverified): bolus sum SFLOAT (IU) · basal sum SFLOAT (IU) · date
-    (year uint16, month uint8, day uint8)."""
+    """0x00FF: flags (bit 0 date time changed warning) · bolus sum SFLOAT (IU) · basal
+    sum SFLOAT (IU) · date (year uint16, month uint8, day uint8).
+
+    Verified against ehealthinnovation/AndroidBLEParser and tidepool-org/
+    InsulinDeliveryServiceKit (both read the flags octet first).
+    """
 
     bolus_iu: SFloat
     basal_iu: SFloat
     date: DateTime  # hours, minutes and seconds are always 0
+    date_time_changed_warning: bool = False
 
     def __post_init__(self) -> None:
         if (self.date.hours, self.date.minutes, self.date.seconds) != (0, 0, 0):
             raise EncodeError("total daily insulin carries a date without a time")
 
     def __bytes__(self) -> bytes:
-        return bytes(self.bolus_iu) + bytes(self.basal_iu) + bytes(self.date)[:4]
+        out = _wire.u8(self.date_time_changed_warning)
+        return out + bytes(self.bolus_iu) + bytes(self.basal_iu) + bytes(self.date)[:4]
 
     @classmethod
     def read(cls, r: Reader) -> TotalDailyInsulinEvent:
+        warning = bool(_flags(r, 0xFE) & 1)
         bolus, basal = _sfloat(r, "Total Bolus"), _sfloat(r, "Total Basal")
         year, month, day = r.u16("Year"), r.u8("Month"), r.u8("Day")
-        return build(r, lambda: cls(bolus, basal, DateTime(year, month, day)))
+        return build(r, lambda: cls(bolus, basal, DateTime(year, month, day), warning))
 
 
 @dataclass(frozen=True, slots=True)
 class ReservoirRemainingEvent:
-    """0x0330 (unverified): reservoir remaining amount SFLOAT (IU)."""
+    """0x0330: reservoir remaining amount SFLOAT (IU), no flags.
+
+    Verified against ehealthinnovation/AndroidBLEParser and tidepool-org/
+    InsulinDeliveryServiceKit.
+    """
 
     remaining_iu: SFloat
 
@@ -783,7 +856,9 @@ class ReservoirRemainingEvent:
 
 @dataclass(frozen=True, slots=True)
 class AnnunciationChangedPart1Event:
-    """0x033F (unverified): flags · instance ID · type · status · [AuxInfo1] · [AuxInfo2]."""
+    """0x033F: flags · instance ID uint16 · type uint16 · status uint8 · [AuxInfo1] ·
+    [AuxInfo2] (verified against ehealthinnovation/AndroidBLEParser and tidepool-org/
+    InsulinDeliveryServiceKit)."""
 
     instance_id: int
     type: int
@@ -822,7 +897,7 @@ class AnnunciationChangedPart1Event:
 
 @dataclass(frozen=True, slots=True)
 class AnnunciationChangedPart2Event:
-    """0x0356 (unverified): flags · [AuxInfo3] · [AuxInfo4] · [AuxInfo5]."""
+    """0x0356: flags · [AuxInfo3] · [AuxInfo4] · [AuxInfo5] (verified as part 1)."""
 
     aux_info3: int | None = None
     aux_info4: int | None = None
@@ -861,8 +936,8 @@ EVENT_READERS: Final[dict[int, Callable[[Reader], EventData]]] = {
     _T.BOLUS_DELIVERED_PART_1: BolusPart1Event.read,
     _T.BOLUS_DELIVERED_PART_2: BolusDeliveredPart2Event.read,
     _T.DELIVERED_BASAL_RATE_CHANGED: DeliveredBasalRateChangedEvent.read,
-    _T.TBR_ADJUSTMENT_STARTED: TbrEvent.read,
-    _T.TBR_ADJUSTMENT_CHANGED: TbrEvent.read,
+    _T.TBR_ADJUSTMENT_STARTED: TbrStartedEvent.read,
+    _T.TBR_ADJUSTMENT_CHANGED: TbrChangedEvent.read,
     _T.TBR_ADJUSTMENT_ENDED: TbrEndedEvent.read,
     _T.TOTAL_DAILY_INSULIN_DELIVERY: TotalDailyInsulinEvent.read,
     _T.RESERVOIR_REMAINING_AMOUNT_CHANGED: ReservoirRemainingEvent.read,
@@ -876,8 +951,8 @@ EVENT_CLASSES: Final[dict[int, tuple[type, ...]]] = {
     _T.BOLUS_DELIVERED_PART_1: (BolusPart1Event,),
     _T.BOLUS_DELIVERED_PART_2: (BolusDeliveredPart2Event,),
     _T.DELIVERED_BASAL_RATE_CHANGED: (DeliveredBasalRateChangedEvent,),
-    _T.TBR_ADJUSTMENT_STARTED: (TbrEvent,),
-    _T.TBR_ADJUSTMENT_CHANGED: (TbrEvent,),
+    _T.TBR_ADJUSTMENT_STARTED: (TbrStartedEvent,),
+    _T.TBR_ADJUSTMENT_CHANGED: (TbrChangedEvent,),
     _T.TBR_ADJUSTMENT_ENDED: (TbrEndedEvent,),
     _T.TOTAL_DAILY_INSULIN_DELIVERY: (TotalDailyInsulinEvent,),
     _T.RESERVOIR_REMAINING_AMOUNT_CHANGED: (ReservoirRemainingEvent,),
@@ -951,3 +1026,190 @@ class IddHistoryData:
         if isinstance(event_type, int) and event_type in IddEventType._value2member_map_:
             event_type = IddEventType(event_type)
         return build(r, lambda: cls(event_type, sequence, offset, event, counter))
+
+
+# --- IDD Record Access Control Point (0x2B27) -------------------------------------------
+#
+# The GLS/CGMS RACP procedures with Hamming-distance codes. Op codes, operators and
+# filter types: ehealthinnovation/CCInsulinDelivery IDSRecordAccessControlPoint.swift
+# and tidepool-org/InsulinDeliveryServiceKit RecordAccessControlPoint.swift agree.
+# Response code values: only Success is a Hamming code (0xF0); the error values are the
+# plain GLS numbers 0x02-0x0A (Tidepool lists all of them, CCInsulinDelivery 0x0A).
+# Both clients send a filter type octet with All/First/Last records too; it is accepted
+# and kept. Sequence numbers are uint32; the count response is uint32.
+
+IDD_RACP_CHARACTERISTIC: Final = "IDD Record Access Control Point"
+
+IDD_RACP_OPCODES: Final[dict[RacpOpcode, int]] = {
+    RacpOpcode.REPORT_STORED_RECORDS: 0x33,
+    RacpOpcode.DELETE_STORED_RECORDS: 0x3C,
+    RacpOpcode.ABORT_OPERATION: 0x55,
+    RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS: 0x5A,
+    RacpOpcode.NUMBER_OF_STORED_RECORDS_RESPONSE: 0x66,
+    RacpOpcode.RESPONSE_CODE: 0x0F,
+}
+IDD_RACP_OPERATORS: Final[dict[RacpOperator, int]] = {
+    RacpOperator.NULL: 0x0F,
+    RacpOperator.ALL_RECORDS: 0x33,
+    RacpOperator.LESS_THAN_OR_EQUAL_TO: 0x3C,
+    RacpOperator.GREATER_THAN_OR_EQUAL_TO: 0x55,
+    RacpOperator.WITHIN_RANGE_OF: 0x5A,
+    RacpOperator.FIRST_RECORD: 0x66,
+    RacpOperator.LAST_RECORD: 0x69,
+}
+IDD_RACP_RESPONSE_CODES: Final[dict[RacpResponseCode, int]] = {
+    RacpResponseCode.SUCCESS: 0xF0,
+    RacpResponseCode.OP_CODE_NOT_SUPPORTED: 0x02,
+    RacpResponseCode.INVALID_OPERATOR: 0x03,
+    RacpResponseCode.OPERATOR_NOT_SUPPORTED: 0x04,
+    RacpResponseCode.INVALID_OPERAND: 0x05,
+    RacpResponseCode.NO_RECORDS_FOUND: 0x06,
+    RacpResponseCode.ABORT_UNSUCCESSFUL: 0x07,
+    RacpResponseCode.PROCEDURE_NOT_COMPLETED: 0x08,
+    RacpResponseCode.OPERAND_NOT_SUPPORTED: 0x09,
+}
+# 0x0A "procedure not applicable" (IDS only) has no shared enum member: decoded as an error.
+IDD_RACP_PROCEDURE_NOT_APPLICABLE: Final = 0x0A
+_IDD_OPCODE_FROM: Final = {v: k for k, v in IDD_RACP_OPCODES.items()}
+_IDD_OPERATOR_FROM: Final = {v: k for k, v in IDD_RACP_OPERATORS.items()}
+_IDD_RESPONSE_FROM: Final = {v: k for k, v in IDD_RACP_RESPONSE_CODES.items()}
+_IDD_REQUESTS: Final = frozenset(
+    {
+        RacpOpcode.REPORT_STORED_RECORDS,
+        RacpOpcode.DELETE_STORED_RECORDS,
+        RacpOpcode.ABORT_OPERATION,
+        RacpOpcode.REPORT_NUMBER_OF_STORED_RECORDS,
+    }
+)
+_IDD_FILTER_OPTIONAL: Final = frozenset(
+    {RacpOperator.ALL_RECORDS, RacpOperator.FIRST_RECORD, RacpOperator.LAST_RECORD}
+)
+
+
+class IddFilterType(IntEnum):
+    SEQUENCE_NUMBER = 0x0F
+    SEQUENCE_NUMBER_REFERENCE_TIME_EVENTS = 0x33
+    SEQUENCE_NUMBER_NON_REFERENCE_TIME_EVENTS = 0x3C
+
+
+@dataclass(frozen=True, slots=True)
+class IddRacpRequest:
+    """Op Code · Operator · [Filter Type · uint32 value(s)], procedures as shared enums.
+
+    Filtered operators need a filter type and one (two for a range) sequence numbers;
+    All/First/Last records may carry a lone filter type; the rest carry nothing.
+    """
+
+    opcode: RacpOpcode
+    operator: RacpOperator
+    filter_type: IddFilterType | None = None
+    operand: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.opcode not in _IDD_REQUESTS:
+            raise EncodeError(f"{self.opcode!r} is not a request op code")
+        check_enum("operator", self.operator, RacpOperator)
+        if self.filter_type is not None:
+            check_enum("filter_type", self.filter_type, IddFilterType)
+        if self.operator in FILTERED_OPERATORS:
+            want = 2 if self.operator is RacpOperator.WITHIN_RANGE_OF else 1
+            if self.filter_type is None or len(self.operand) != want:
+                raise EncodeError(f"{self.operator.name} takes a filter and {want} value(s)")
+            for value in self.operand:
+                check_range("sequence number", value, 0, 0xFFFF_FFFF)
+        elif self.operand or (
+            self.filter_type is not None and self.operator not in _IDD_FILTER_OPTIONAL
+        ):
+            raise EncodeError(f"{self.operator.name} takes no operand")
+
+    def __bytes__(self) -> bytes:
+        out = bytes((IDD_RACP_OPCODES[self.opcode], IDD_RACP_OPERATORS[self.operator]))
+        if self.filter_type is not None:
+            out += _wire.u8(self.filter_type) + b"".join(_wire.u32(v) for v in self.operand)
+        return out
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> IddRacpRequest:
+        r = Reader(IDD_RACP_CHARACTERISTIC, data)
+        opcode = _IDD_OPCODE_FROM.get(r.u8("Op Code"))
+        operator = _IDD_OPERATOR_FROM.get(r.u8("Operator"))
+        if opcode is None or operator is None:
+            raise r.error("unknown op code or operator")
+        filter_type: IddFilterType | None = None
+        values: tuple[int, ...] = ()
+        if operator in FILTERED_OPERATORS or (operator in _IDD_FILTER_OPTIONAL and r.remaining):
+            filter_type = r.enum(IddFilterType, r.u8("Filter Type"), "Filter Type")
+            if operator in FILTERED_OPERATORS:
+                count = 2 if operator is RacpOperator.WITHIN_RANGE_OF else 1
+                values = tuple(r.u32("Sequence Number") for _ in range(count))
+        r.finish()
+        return build(r, lambda: cls(opcode, operator, filter_type, values))
+
+
+@dataclass(frozen=True, slots=True)
+class IddRacpResponse:
+    """Number of Stored Records (``66 0F`` + uint32) or Response Code (``0F 0F`` +
+    request op code + response value)."""
+
+    opcode: RacpOpcode
+    number_of_records: int | None = None
+    request_opcode: RacpOpcode | None = None
+    response_code: RacpResponseCode | None = None
+
+    def __post_init__(self) -> None:
+        if self.opcode is RacpOpcode.NUMBER_OF_STORED_RECORDS_RESPONSE:
+            check_range("number_of_records", self.number_of_records, 0, 0xFFFF_FFFF)
+            if self.request_opcode is not None or self.response_code is not None:
+                raise EncodeError("a count response carries only the count")
+        elif self.opcode is RacpOpcode.RESPONSE_CODE:
+            if self.number_of_records is not None:
+                raise EncodeError("a response code carries no count")
+            check_enum("request_opcode", self.request_opcode, RacpOpcode)
+            check_enum("response_code", self.response_code, RacpResponseCode)
+        else:
+            raise EncodeError(f"{self.opcode!r} is not a response op code")
+
+    @classmethod
+    def count(cls, number: int) -> IddRacpResponse:
+        return cls(RacpOpcode.NUMBER_OF_STORED_RECORDS_RESPONSE, number)
+
+    @classmethod
+    def code(cls, request: RacpOpcode, code: RacpResponseCode) -> IddRacpResponse:
+        return cls(RacpOpcode.RESPONSE_CODE, None, request, code)
+
+    def __bytes__(self) -> bytes:
+        head = bytes((IDD_RACP_OPCODES[self.opcode], IDD_RACP_OPERATORS[RacpOperator.NULL]))
+        if self.number_of_records is not None:
+            return head + _wire.u32(self.number_of_records)
+        assert self.request_opcode is not None and self.response_code is not None
+        return head + bytes(
+            (IDD_RACP_OPCODES[self.request_opcode], IDD_RACP_RESPONSE_CODES[self.response_code])
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> IddRacpResponse:
+        r = Reader(IDD_RACP_CHARACTERISTIC, data)
+        opcode = _IDD_OPCODE_FROM.get(r.u8("Op Code"))
+        if r.u8("Operator") != IDD_RACP_OPERATORS[RacpOperator.NULL]:
+            raise r.error("a response carries the Null operator")
+        if opcode is RacpOpcode.NUMBER_OF_STORED_RECORDS_RESPONSE:
+            number = r.u32("Number of Records")
+            r.finish()
+            return cls.count(number)
+        if opcode is not RacpOpcode.RESPONSE_CODE:
+            raise r.error("not an IDD RACP response op code")
+        request = _IDD_OPCODE_FROM.get(r.u8("Request Op Code"))
+        value = r.u8("Response Code Value")
+        r.finish()
+        code = _IDD_RESPONSE_FROM.get(value)
+        if request is None or code is None:
+            raise r.error(f"unknown request op code or response value 0x{value:02X}")
+        return cls.code(request, code)
+
+
+def decode_idd_racp(data: bytes) -> IddRacpRequest | IddRacpResponse:
+    """Decode either direction of the IDD RACP by its op code."""
+    data = bytes(data)
+    if data and _IDD_OPCODE_FROM.get(data[0]) in _IDD_REQUESTS:
+        return IddRacpRequest.from_bytes(data)
+    return IddRacpResponse.from_bytes(data)

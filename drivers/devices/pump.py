@@ -9,31 +9,39 @@ times are the last reference time event's date time plus the event's relative of
 incremental sync first fetches the reference time events up to the cursor.
 
 Not supported: E2E-protected IDS (IDD Features bit 0), the IDD Command Control Point and
-Status Reader Control Point. The IDD RACP codes are unverified (drivers/devices/idd_racp.py).
+Status Reader Control Point. The IDD RACP codec is in drivers/ids.py (sources cited there).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import fields, is_dataclass, replace
 from datetime import datetime, timedelta
+from enum import Enum
 
 from bleak import BleakClient
 
 from drivers import uuids
 from drivers.devices.base import RECORD_TIMEOUT_S, DeviceDriver, Inbox, racp_failed
-from drivers.devices.idd_racp import IddFilterType, IddRacpRequest, IddRacpResponse
 from drivers.errors import DecodeError, DeviceError
 from drivers.ids import (
+    ANNUNCIATION_TYPE_NAMES,
+    AnnunciationChangedPart1Event,
+    AnnunciationStatus,
     BolusDeliveredPart2Event,
     BolusPart1Event,
     DeliveredBasalRateChangedEvent,
     IddAnnunciationStatus,
     IddEventType,
     IddFeatures,
+    IddFilterType,
     IddHistoryData,
+    IddRacpRequest,
+    IddRacpResponse,
     IddStatus,
     ReferenceTimeEvent,
 )
+from drivers.ieee11073 import SFloat
 from drivers.racp import RacpOpcode, RacpOperator, RacpResponseCode
 from drivers.records import DeviceKind, DeviceRecord, RecordKind
 
@@ -74,7 +82,12 @@ class InsulinPumpDriver(DeviceDriver):
         """History events after sequence number ``after`` (all when None), in order."""
         await self._prepare()
         if after is None:
-            request = IddRacpRequest(RacpOpcode.REPORT_STORED_RECORDS, RacpOperator.ALL_RECORDS)
+            # Public IDS clients (Tidepool, ehealth) send the filter type with All records.
+            request = IddRacpRequest(
+                RacpOpcode.REPORT_STORED_RECORDS,
+                RacpOperator.ALL_RECORDS,
+                IddFilterType.SEQUENCE_NUMBER,
+            )
         else:
             # The reference time in force at the cursor dates the events after it.
             self.reference = None
@@ -213,12 +226,41 @@ class InsulinPumpDriver(DeviceDriver):
                 new.special,
             )
         details = {}
+        status: tuple[str, ...] = ()
         if isinstance(data, ReferenceTimeEvent):
             details["reason"] = data.recording_reason.name.lower()
             details["time_zone_min"] = data.time_zone.minutes
             details["dst_offset_min"] = data.dst_offset.minutes
+        elif isinstance(data, AnnunciationChangedPart1Event):
+            name = ANNUNCIATION_TYPE_NAMES.get(data.type, f"annunciation_0x{data.type:04x}")
+            details["annunciation_id"] = data.instance_id
+            details["annunciation"] = name
+            details["annunciation_status"] = data.status.name.lower()
+            # Pending or snoozed: the condition stands (the alert engine raises it);
+            # confirmed by the user on the pump: it is over (the engine clears it).
+            if data.status in (AnnunciationStatus.PENDING, AnnunciationStatus.SNOOZED):
+                status = (name,)
         elif isinstance(data, bytes):
             details["event_data"] = data.hex()
-        return self._make(
+        elif is_dataclass(data):
+            details.update(_fields(data))
+        record = self._make(
             event, RecordKind.INSULIN_EVENT, None, "", event.sequence_number, details, raw
         )
+        return replace(record, status=status) if status else record
+
+
+def _fields(data: object) -> Details:
+    """An event's fields as JSON-friendly details: amounts in IU as numbers, enums by name."""
+    out: Details = {}
+    for f in fields(data):  # type: ignore[arg-type]
+        value = getattr(data, f.name)
+        if isinstance(value, SFloat):
+            out[f.name] = value.value if value.value is not None else value.special
+        elif isinstance(value, Enum):
+            out[f.name] = value.name.lower()
+        elif value is None or isinstance(value, (str, int, float, bool)):
+            out[f.name] = value
+        else:
+            out[f.name] = str(value)
+    return out

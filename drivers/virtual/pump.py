@@ -17,8 +17,8 @@ from bumble.device import Connection
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 
 from drivers import uuids
-from drivers.devices.idd_racp import IddFilterType, IddRacpRequest, IddRacpResponse
 from drivers.ids import (
+    AnnunciationChangedPart1Event,
     AnnunciationStatus,
     BolusActivationType,
     BolusDeliveredPart2Event,
@@ -30,7 +30,10 @@ from drivers.ids import (
     IddEventType,
     IddFeatureBits,
     IddFeatures,
+    IddFilterType,
     IddHistoryData,
+    IddRacpRequest,
+    IddRacpResponse,
     IddStatus,
     IddStatusFlags,
     OperationalState,
@@ -87,6 +90,8 @@ class VirtualPump(VirtualPeripheral):
         self.bolus_id = 0
         self.reference: datetime | None = None  # device time of the last reference event
         self.rate = BASAL_PROFILE[-1][1]
+        self.annunciation: IddAnnunciationStatus | None = None  # set by annunciate()
+        self.annunciation_ids = 0
         super().__init__(*args, **kwargs)
 
     @property
@@ -136,6 +141,8 @@ class VirtualPump(VirtualPeripheral):
         )
 
     def _annunciation(self) -> IddAnnunciationStatus:
+        if self.annunciation is not None:
+            return self.annunciation
         if self.battery_pct >= 20:
             return IddAnnunciationStatus()
         return IddAnnunciationStatus(1, BATTERY_LOW_ANNUNCIATION, AnnunciationStatus.PENDING)
@@ -211,6 +218,32 @@ class VirtualPump(VirtualPeripheral):
             IddEventType.RESERVOIR_REMAINING_AMOUNT_CHANGED,
             ReservoirRemainingEvent(SFloat.from_value(round(self.reservoir_iu, 1))),
         )
+
+    def annunciate(
+        self, utc: datetime, type_code: int, status: AnnunciationStatus = AnnunciationStatus.PENDING
+    ) -> int:
+        """Fault switch: the pump raises (or, with CONFIRMED, the user confirms) an
+        annunciation such as occlusion detected (0x003C) or reservoir low (0x0066); it is
+        recorded in the history and shown by IDD Annunciation Status. Returns its id."""
+        at = self.device_time(utc).replace(microsecond=0)
+        current = self.annunciation
+        if (
+            status == AnnunciationStatus.CONFIRMED
+            and current is not None
+            and current.instance_id is not None
+            and current.type == type_code
+        ):
+            instance = current.instance_id
+            self.annunciation = None
+        else:
+            self.annunciation_ids = instance = (self.annunciation_ids + 1) % 0x10000
+            self.annunciation = IddAnnunciationStatus(instance, type_code, status)
+        self._event(
+            at,
+            IddEventType.ANNUNCIATION_STATUS_CHANGED_PART_1,
+            AnnunciationChangedPart1Event(instance, type_code, status),
+        )
+        return instance
 
     def _schedule(self, day: datetime) -> list[tuple[datetime, str, float]]:
         rnd = random.Random(f"{self.seed}|{day.date().isoformat()}")

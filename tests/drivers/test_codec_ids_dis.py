@@ -21,7 +21,10 @@ from drivers.ids import (
     IddEventType,
     IddFeatureBits,
     IddFeatures,
+    IddFilterType,
     IddHistoryData,
+    IddRacpRequest,
+    IddRacpResponse,
     IddStatus,
     IddStatusChanged,
     IddStatusChangedFlags,
@@ -29,14 +32,17 @@ from drivers.ids import (
     OperationalState,
     ReferenceTimeEvent,
     ReferenceTimeReason,
+    ReservoirRemainingEvent,
+    TbrChangedEvent,
     TbrEndedEvent,
     TbrEndReason,
-    TbrEvent,
+    TbrStartedEvent,
     TbrType,
     TherapyControlState,
     TotalDailyInsulinEvent,
 )
 from drivers.ieee11073 import SFloat
+from drivers.racp import RacpOpcode, RacpOperator, RacpResponseCode
 from drivers.sigtime import DateTime, DstOffset, TimeZone
 from tests.drivers.codec_strategies import (
     FUZZ,
@@ -152,12 +158,27 @@ def test_history_basal_and_tbr() -> None:
     )
     assert isinstance(basal.event_data, DeliveredBasalRateChangedEvent)
     assert basal.event_data.new_rate_iu_h.value == 2.0
-    started = IddHistoryData.from_bytes(h("a500 02000000 0000 00 3c 9600 1e00"))
-    assert started.event_data == TbrEvent(TbrType.RELATIVE, SFloat.from_raw(0x0096), 30)
-    ended = IddHistoryData.from_bytes(h("aa00 03000000 0000 00 1e00 3c 9600 33"))
+    # Layouts as ehealthinnovation/AndroidBLEParser and tidepool-org/InsulinDeliveryServiceKit
+    # read them (their test vectors re-encoded: flags, type, SFLOAT, durations, options).
+    started = IddHistoryData.from_bytes(h("a500 02000000 0000 01 3c 0900 0a00 03"))
+    assert started.event_data == TbrStartedEvent(TbrType.RELATIVE, SFloat.from_raw(0x0009), 10, 3)
+    absolute = IddHistoryData.from_bytes(h("a500 02000000 0000 00 33 0f f0 1e00"))
+    assert absolute.event_data == TbrStartedEvent(TbrType.ABSOLUTE, SFloat.from_raw(0xF00F), 30)
+    assert bytes(absolute) == h("a500 02000000 0000 00 33 0f f0 1e00")
+    changed = IddHistoryData.from_bytes(h("c300 04000000 0000 00 33 0f f0 1e00 0500"))
+    assert changed.event_data == TbrChangedEvent(TbrType.ABSOLUTE, SFloat.from_raw(0xF00F), 30, 5)
+    ended = IddHistoryData.from_bytes(h("aa00 03000000 0000 00 33 1e00 33"))
     assert ended.event_data == TbrEndedEvent(
-        30, TbrType.RELATIVE, SFloat.from_raw(0x0096), TbrEndReason.PROGRAMMED_DURATION_OVER
+        TbrType.ABSOLUTE, 30, TbrEndReason.PROGRAMMED_DURATION_OVER
     )
+    ended_full = h("aa00 03000000 0000 03 3c 0f00 3c 02 1000")
+    assert IddHistoryData.from_bytes(ended_full).event_data == TbrEndedEvent(
+        TbrType.RELATIVE, 15, TbrEndReason.CANCELLED, 2, 16
+    )
+    with pytest.raises(DecodeError):  # bit 1 (a delivery context) is RFU in the event
+        IddHistoryData.from_bytes(h("a500 02000000 0000 02 33 0f f0 1e00 33"))
+    with pytest.raises(DecodeError):  # the old guess: a TBR value in the ended event
+        IddHistoryData.from_bytes(h("aa00 03000000 0000 00 1e00 3c 9600 33"))
 
 
 def test_history_reference_time_and_total() -> None:
@@ -168,10 +189,51 @@ def test_history_reference_time_and_total() -> None:
         TimeZone(4),
         DstOffset.DAYLIGHT_TIME,
     )
-    total = IddHistoryData.from_bytes(h("ff00 05000000 0000 2800 3c00 e4070c1f"))
+    total = IddHistoryData.from_bytes(h("ff00 05000000 0000 01 2800 3c00 e4070c1f"))
     assert total.event_data == TotalDailyInsulinEvent(
-        SFloat.from_raw(0x0028), SFloat.from_raw(0x003C), DateTime(2020, 12, 31)
+        SFloat.from_raw(0x0028), SFloat.from_raw(0x003C), DateTime(2020, 12, 31), True
     )
+    with pytest.raises(DecodeError):  # no flags octet: one octet short
+        IddHistoryData.from_bytes(h("ff00 05000000 0000 2800 3c00 e4070c1f"))
+    reservoir = IddHistoryData.from_bytes(h("3003 06000000 0000 7b f3"))
+    assert reservoir.event_data == ReservoirRemainingEvent(SFloat.from_raw(0xF37B))
+
+
+def test_idd_racp() -> None:
+    # Requests as tidepool-org/InsulinDeliveryServiceKit builds them.
+    from_seq = h("33 55 0f 07000000")
+    request = IddRacpRequest.from_bytes(from_seq)
+    assert request == IddRacpRequest(
+        RacpOpcode.REPORT_STORED_RECORDS,
+        RacpOperator.GREATER_THAN_OR_EQUAL_TO,
+        IddFilterType.SEQUENCE_NUMBER,
+        (7,),
+    )
+    assert bytes(request) == from_seq
+    last_ref = IddRacpRequest.from_bytes(h("33 69 33"))
+    assert last_ref == IddRacpRequest(
+        RacpOpcode.REPORT_STORED_RECORDS,
+        RacpOperator.LAST_RECORD,
+        IddFilterType.SEQUENCE_NUMBER_REFERENCE_TIME_EVENTS,
+    )
+    assert IddRacpRequest.from_bytes(h("55 0f")).opcode is RacpOpcode.ABORT_OPERATION
+    assert IddRacpResponse.from_bytes(h("66 0f 2c010000")) == IddRacpResponse.count(300)
+    done = IddRacpResponse.code(RacpOpcode.REPORT_STORED_RECORDS, RacpResponseCode.SUCCESS)
+    assert bytes(done) == h("0f 0f 33 f0")
+    none = IddRacpResponse.code(RacpOpcode.REPORT_STORED_RECORDS, RacpResponseCode.NO_RECORDS_FOUND)
+    assert bytes(none) == h("0f 0f 33 06")
+    assert IddRacpResponse.from_bytes(h("0f 0f 33 06")) == none
+    for bad in ("", "33", "33 55 0f 0700", "33 55 0f 07000000 00", "01 01", "0f 0f 33 0a",
+                "0f 33 33 f0", "66 0f 2c01", "33 3c"):  # fmt: skip
+        with pytest.raises(DecodeError):
+            try:
+                IddRacpRequest.from_bytes(h(bad))
+            except DecodeError:
+                IddRacpResponse.from_bytes(h(bad))
+    with pytest.raises(EncodeError):
+        IddRacpRequest(RacpOpcode.REPORT_STORED_RECORDS, RacpOperator.GREATER_THAN_OR_EQUAL_TO)
+    with pytest.raises(EncodeError):
+        IddRacpResponse(RacpOpcode.REPORT_STORED_RECORDS)
 
 
 def test_history_unknown_event_kept_raw() -> None:
@@ -219,6 +281,8 @@ def test_fuzz_ids(data: bytes, e2e: bool) -> None:
     ok(lambda d: IddAnnunciationStatus.from_bytes(d), data)
     ok(IddFeatures.from_bytes, data)
     ok(lambda d: IddHistoryData.from_bytes(d, e2e_expected=e2e), data)
+    ok(IddRacpRequest.from_bytes, data)
+    ok(IddRacpResponse.from_bytes, data)
     ok(DisString.from_bytes, data)
     ok(BatteryLevel.from_bytes, data)
 
@@ -253,8 +317,37 @@ events = st.one_of(
     ),
     st.builds(
         lambda t, e: (t, e),
-        st.sampled_from([IddEventType.TBR_ADJUSTMENT_STARTED, IddEventType.TBR_ADJUSTMENT_CHANGED]),
-        st.builds(TbrEvent, st.sampled_from(TbrType), sfloats, u16, optional(u8), optional(u8)),
+        st.just(IddEventType.TBR_ADJUSTMENT_STARTED),
+        st.builds(TbrStartedEvent, st.sampled_from(TbrType), sfloats, u16, optional(u8)),
+    ),
+    st.builds(
+        lambda e: (IddEventType.TBR_ADJUSTMENT_CHANGED, e),
+        st.builds(TbrChangedEvent, st.sampled_from(TbrType), sfloats, u16, u16, optional(u8)),
+    ),
+    st.builds(
+        lambda e: (IddEventType.TBR_ADJUSTMENT_ENDED, e),
+        st.builds(
+            TbrEndedEvent,
+            st.sampled_from(TbrType),
+            u16,
+            st.sampled_from(TbrEndReason),
+            optional(u8),
+            optional(u16),
+        ),
+    ),
+    st.builds(
+        lambda e: (IddEventType.TOTAL_DAILY_INSULIN_DELIVERY, e),
+        st.builds(
+            TotalDailyInsulinEvent,
+            sfloats,
+            sfloats,
+            st.builds(DateTime, st.integers(1582, 9999), st.integers(1, 12), st.integers(1, 28)),
+            st.booleans(),
+        ),
+    ),
+    st.builds(
+        lambda e: (IddEventType.RESERVOIR_REMAINING_AMOUNT_CHANGED, e),
+        st.builds(ReservoirRemainingEvent, sfloats),
     ),
     st.builds(lambda raw: (IddEventType.PRIMING_DONE, raw), st.binary(max_size=8)),
 )

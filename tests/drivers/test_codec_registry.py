@@ -17,7 +17,7 @@ NAMES = [
     "sfloat", "float", "glucose-measurement", "glucose-context", "glucose-feature", "racp",
     "cgm-measurement", "cgm-feature", "cgm-status", "cgm-session-start", "cgm-session-run",
     "cgm-socp", "idd-status-changed", "idd-status", "idd-annunciation", "idd-features",
-    "idd-history",
+    "idd-history", "idd-racp",
 ]  # fmt: skip
 
 
@@ -182,10 +182,17 @@ def test_every_codec_is_json_ready_on_a_sample() -> None:
         "idd-annunciation": "07 0100 c300 33 0a00 0b00",
         "idd-features": "ffff 00 6400 020000",
         "idd-history": "0f00 00000000 0000 33 e4070c1f173b3b 04 04",
+        "idd-racp": "33 55 0f 07000000",
     }
     for name, data in samples.items():
         json.dumps(CODECS[name](h(data)))
     assert CODECS["idd-history"](h("abcd 01000000 0200 beef"))["event_data"] == {"raw": "beef"}
+    assert CODECS["idd-racp"](h("0f 0f 33 06")) == {
+        "opcode": "response_code",
+        "request_opcode": "report_stored_records",
+        "response_code": "no_records_found",
+        "number_of_records": None,
+    }
 
 
 @FUZZ
