@@ -28,13 +28,12 @@ DriverFactory = Callable[[BleakClient], Any]
 
 
 def default_driver_factories() -> dict[str, DriverFactory]:
-    from drivers.devices import CgmDriver, GlucoseMeterDriver
+    from drivers.devices import CgmDriver, GlucoseMeterDriver, InsulinPumpDriver
 
-    # Insulin pumps are not served yet: their audit events have no unit or value, which
-    # wire contract v1 does not carry (a contract decision is pending, see the notes).
     return {
         DeviceKind.GLUCOSE_METER.value: GlucoseMeterDriver,
         DeviceKind.CGM.value: CgmDriver,
+        DeviceKind.INSULIN_PUMP.value: InsulinPumpDriver,
     }
 
 

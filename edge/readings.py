@@ -37,7 +37,7 @@ def to_reading(record: DeviceRecord) -> Reading:
         time=corrected,
         value=record.value,
         special=record.special,
-        unit=record.unit,
+        unit=record.unit or None,  # pump events: no unit
         status=list(record.status),
         details=dict(record.details),
         raw=record.raw.hex(),

@@ -16,7 +16,7 @@ from gateway.contract.v1 import HubId
 class DeviceConfig(BaseModel):
     """One device the hub serves: by address, or by advertised name pattern."""
 
-    kind: Literal["glucose_meter", "cgm"]  # insulin pumps: not served yet (contract v1)
+    kind: Literal["glucose_meter", "cgm", "insulin_pump"]
     address: str | None = None
     name: str | None = Field(default=None, description="regular expression on the advertised name")
     pair: bool = False

@@ -34,8 +34,8 @@ ALERT_TOPIC = "diatabase/v1/alerts/{patient}"
 DEVICE_ALERTS = {
     "sensor_fault": {"sensor_malfunction", "general_device_fault", "device_fault"},
     "battery_low": {"device_battery_low", "battery_low"},
-    "pump_occlusion": {"occlusion", "pump_occlusion"},
-    "reservoir_low": {"reservoir_low"},
+    "pump_occlusion": {"occlusion_detected"},
+    "reservoir_low": {"reservoir_low", "reservoir_empty"},
 }
 
 
@@ -121,6 +121,13 @@ class AlertEngine:
             await self._set(patient, kind, severity, active, r.time, r.serial, mg)
 
     async def _device_alerts(self, r: StoredReading) -> None:
+        if r.details.get("annunciation_status") == "confirmed":
+            # The patient confirmed the pump's annunciation: that condition is over.
+            name = r.details.get("annunciation")
+            for kind, triggers in DEVICE_ALERTS.items():
+                if name in triggers:
+                    await self._set(r.patient_id, kind, "warning", False, r.time, r.serial, None)
+            return
         names = set(r.status)
         for kind, triggers in DEVICE_ALERTS.items():
             if names & triggers:

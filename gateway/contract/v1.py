@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_ID = "diatabase.readings/v1"
 STATUS_SCHEMA_ID = "diatabase.status/v1"
@@ -78,6 +78,18 @@ def reading_key(
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
+# The units each record kind may carry: a glucose value in insulin units (or the reverse)
+# is a producer bug that must not reach storage. Pump events (reference time, reservoir,
+# annunciations, ...) have no single amount: unit and value null, fields in `details`.
+UNITS_BY_KIND: dict[str, frozenset[str | None]] = {
+    "bg": frozenset({"kg/L", "mol/L", "mg/dL"}),
+    "cgm": frozenset({"kg/L", "mol/L", "mg/dL"}),
+    "insulin_bolus": frozenset({"IU"}),
+    "insulin_basal": frozenset({"IU/h"}),
+    "insulin_event": frozenset({None}),
+}
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a time zone (UTC)")
@@ -126,7 +138,9 @@ class Reading(_Model):
     time: UtcDateTime = Field(description="corrected UTC time = device_time + clock_offset_s")
     value: float | None = Field(description="as reported; null with `special`")
     special: SpecialValue | None = Field(default=None, description="IEEE-11073 special value")
-    unit: Literal["kg/L", "mol/L", "mg/dL", "IU", "IU/h"]
+    unit: Literal["kg/L", "mol/L", "mg/dL", "IU", "IU/h"] | None = Field(
+        description="as reported; null only for `insulin_event` (pump events carry no amount)"
+    )
     status: list[str] = Field(default_factory=list, description="device annunciations")
     details: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
     raw: str = Field(default="", pattern=r"^([0-9a-f]{2})*$", max_length=512)
@@ -137,6 +151,19 @@ class Reading(_Model):
         if value is not None and not math.isfinite(value):
             raise ValueError("must be finite; send special values in `special`")
         return value
+
+    @model_validator(mode="after")
+    def _unit_fits_kind(self) -> Reading:
+        allowed = UNITS_BY_KIND[self.kind]
+        if self.unit not in allowed:
+            raise ValueError(
+                f"unit {self.unit!r} does not fit kind {self.kind!r} (allowed: {sorted(map(str, allowed))})"
+            )
+        if self.kind == "insulin_event" and (self.value is not None or self.special is not None):
+            raise ValueError("an insulin_event carries no value: its fields go in `details`")
+        if self.value is not None and self.special is not None:
+            raise ValueError("`value` and `special` are exclusive")
+        return self
 
 
 class Signature(_Model):

@@ -270,7 +270,7 @@ def _route(
             )
         )
         return
-    if r.value is None:
+    if r.value is None and r.kind != "insulin_event":
         out.quarantined.append(
             QuarantineEntry(
                 Reason.SPECIAL_VALUE.value,
@@ -310,8 +310,9 @@ def normalise(
     r: Reading, patient_id: str, hub_id: str, batch_id: str, signed_by: str = ""
 ) -> StoredReading:
     """Canonical mg/dL next to the value and unit as reported; flags, never drops."""
-    assert r.value is not None
-    mg = to_mg_dl(r.value, r.unit) if r.unit in {"kg/L", "mol/L", "mg/dL"} else None
+    mg = None
+    if r.value is not None and r.unit in {"kg/L", "mol/L", "mg/dL"}:
+        mg = to_mg_dl(r.value, r.unit)
     flags: list[str] = []
     if mg is not None:
         mg = round(mg, 3)
@@ -328,7 +329,7 @@ def normalise(
         device_time=r.device_time,
         clock_offset_s=r.clock_offset_s,
         value=r.value,
-        unit=r.unit,
+        unit=r.unit or "",
         mg_dl=mg,
         flags=tuple(flags),
         status=tuple(r.status),

@@ -27,8 +27,8 @@ class StoredReading:
     time: datetime  # corrected UTC
     device_time: datetime  # device clock, naive
     clock_offset_s: float
-    value: float  # as reported
-    unit: str  # as reported
+    value: float | None  # as reported; None only for pump events (kind insulin_event)
+    unit: str  # as reported; "" for pump events
     mg_dl: float | None  # canonical glucose; None for insulin
     flags: tuple[str, ...] = ()
     status: tuple[str, ...] = ()

@@ -117,7 +117,8 @@ class Influx1Store:
     async def count(self) -> int:
         total = 0
         for meas in (GLUCOSE, INSULIN):
-            rows = await self.query(f"SELECT count(value) FROM {meas}")
+            # `key` is on every point; `value` is absent from pump events
+            rows = await self.query(f'SELECT count("key") FROM {meas}')
             total += sum(int(r.get("count", 0)) for r in rows)
         return total
 
@@ -151,7 +152,7 @@ class Influx1Store:
         readings = messages = 0
         for meas in (GLUCOSE, INSULIN):
             rows = await self.query(
-                f"SELECT count(value) AS n FROM {meas} WHERE {where}; "
+                f'SELECT count("key") AS n FROM {meas} WHERE {where}; '
                 f"SELECT count(distinct(batch)) AS b FROM {meas} WHERE {where}"
             )
             readings += sum(int(r.get("n") or 0) for r in rows)
@@ -185,7 +186,7 @@ def _reading(row: dict[str, Any]) -> StoredReading:
         time=datetime.fromtimestamp(ns // 1000 / 1_000_000, UTC),
         device_time=datetime.fromisoformat(row["device_time"]),
         clock_offset_s=float(row.get("clock_offset_s") or 0.0),
-        value=float(row["value"]),
+        value=float(row["value"]) if row.get("value") is not None else None,
         unit=row.get("unit") or "",
         mg_dl=float(row["mg_dl"]) if row.get("mg_dl") is not None else None,
         flags=tuple(f for f in (row.get("flags") or "").split(",") if f),

@@ -74,7 +74,9 @@ def line(r: StoredReading) -> str:
     kind = _ctag(r.kind)
     head = (
         f"{INSULIN if r.kind.startswith('insulin') else GLUCOSE},device={_ctag(r.serial)},"
-        f"kind={kind},patient={_ctag(r.patient_id)} value={float(r.value)!r},"
+        f"kind={kind},patient={_ctag(r.patient_id)} "
+        # pump events carry no value: the point keeps its other fields
+        f"{'' if r.value is None else f'value={float(r.value)!r},'}"
         f"unit={_cstr(r.unit)},key={string_field(r.key)},hub={_cstr(r.hub_id)},"
         f"device_kind={_cstr(r.device_kind)},"
         f'device_time="{r.device_time.isoformat()}",clock_offset_s={float(r.clock_offset_s)!r}'

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS readings (
     time_ms INTEGER NOT NULL,
     device_time TEXT NOT NULL,
     clock_offset_s REAL NOT NULL,
-    value REAL NOT NULL,
+    value REAL,
     unit TEXT NOT NULL,
     mg_dl REAL,
     flags TEXT NOT NULL,
@@ -111,7 +111,26 @@ class SqliteStore:
         await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.execute("PRAGMA busy_timeout=10000")
         await self._db.executescript(SCHEMA)
+        await self._migrate()
         return self
+
+    async def _migrate(self) -> None:
+        """Databases made before pump events (``value`` was NOT NULL): rebuild the table."""
+        async with self.db.execute("PRAGMA table_info(readings)") as cur:
+            notnull = {row["name"]: row["notnull"] for row in await cur.fetchall()}
+        if not notnull.get("value"):
+            return
+        # SQLite cannot drop a NOT NULL constraint in place; copy in one transaction.
+        await self.db.executescript(
+            "BEGIN IMMEDIATE;"
+            "DROP INDEX IF EXISTS ix_readings_patient_time;"
+            "ALTER TABLE readings RENAME TO readings_before_v2;"
+            f"{SCHEMA}"
+            f"INSERT INTO readings ({_COLUMNS}, stored_at_ms)"
+            f" SELECT {_COLUMNS}, stored_at_ms FROM readings_before_v2;"
+            "DROP TABLE readings_before_v2;"
+            "COMMIT;"
+        )
 
     async def close(self) -> None:
         if self._db is not None:

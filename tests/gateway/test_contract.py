@@ -20,6 +20,7 @@ from gateway.contract.v1 import (
     ReadingsBatch,
     reading_key,
 )
+from tests.factories import bg_reading
 
 DOC = Path(__file__).parents[2] / "docs" / "contract.md"
 
@@ -73,3 +74,32 @@ def test_schema_command_prints_json_schema() -> None:
     schemas = json.loads(out.stdout)
     assert SCHEMA_ID in schemas
     assert "readings" in schemas[SCHEMA_ID]["properties"]
+
+
+def test_units_must_fit_the_record_kind() -> None:
+    bg = bg_reading("BG-1", 1, 0.0011)
+    with pytest.raises(ValidationError, match="does not fit kind 'bg'"):
+        Reading.model_validate({**bg, "unit": "IU"})
+    with pytest.raises(ValidationError, match="does not fit kind 'bg'"):
+        Reading.model_validate({**bg, "unit": None})
+    with pytest.raises(ValidationError, match="exclusive"):
+        Reading.model_validate({**bg, "special": "NaN"})
+    bolus = {**bg, "kind": "insulin_bolus", "device": {"serial": "P-1", "kind": "insulin_pump"}}
+    assert Reading.model_validate({**bolus, "value": 2.5, "unit": "IU"}).unit == "IU"
+    with pytest.raises(ValidationError, match="does not fit kind 'insulin_bolus'"):
+        Reading.model_validate({**bolus, "value": 2.5, "unit": "IU/h"})
+
+
+def test_pump_events_carry_no_value_or_unit() -> None:
+    event = {
+        **bg_reading("PUMP-1", 7, 0.0),
+        "kind": "insulin_event",
+        "device": {"serial": "PUMP-1", "kind": "insulin_pump"},
+        "details": {"annunciation": "occlusion_detected", "annunciation_status": "pending"},
+    }
+    ok = Reading.model_validate({**event, "value": None, "unit": None})
+    assert (ok.value, ok.unit, ok.details["annunciation"]) == (None, None, "occlusion_detected")
+    with pytest.raises(ValidationError, match="carries no value"):
+        Reading.model_validate({**event, "value": 1.0, "unit": None})
+    with pytest.raises(ValidationError, match="does not fit kind 'insulin_event'"):
+        Reading.model_validate({**event, "value": None, "unit": "IU"})

@@ -68,7 +68,7 @@ async def test_a_rejected_point_does_not_take_its_neighbours(
     resp = await store.http.post(
         f"{influxdb.http_url}/write",
         params={"db": store.database},
-        content=b"glucose,device=OTHER,kind=cgm,patient=P-9 value=1.0,flags=1.0 1795852800000000000",
+        content=b'glucose,device=OTHER,kind=cgm,patient=P-9 value=1.0,flags=1.0,key="other" 1795852800000000000',
     )
     assert resp.status_code == 204
     good = [reading(i) for i in range(1, 8)]
@@ -78,3 +78,22 @@ async def test_a_rejected_point_does_not_take_its_neighbours(
     assert [r.key for r, _ in result.rejected] == [bad.key]
     assert "conflict" in result.rejected[0][1]
     assert await store.count() == 8
+
+
+async def test_pump_events_are_points_without_a_value(store: Influx1Store) -> None:
+    event = replace(
+        reading(1),
+        kind="insulin_event",
+        device_kind="insulin_pump",
+        value=None,
+        unit="",
+        mg_dl=None,
+        details={"annunciation": "occlusion_detected"},
+    )
+    text = line(event)
+    assert text.startswith("insulin,device=CGM\\ 1\\,x\\=y,kind=insulin_event,patient=P-1 unit=")
+    assert "value=" not in text
+    assert (await store.write([event, event])).written == 2
+    assert await store.count() == 1  # counted by key: the same event twice is one point
+    rows = await store.query("SELECT * FROM insulin WHERE kind = 'insulin_event'")
+    assert len(rows) == 1 and rows[0].get("value") is None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateway.contract.urls import StoreUrl
 from gateway.store.base import StoredReading
-from gateway.store.sqlite import SqliteStore
+from gateway.store.sqlite import _COLUMNS, SCHEMA, SqliteStore, _row
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -42,3 +44,43 @@ async def test_concurrent_writes_all_land(tmp_path: Path) -> None:
         assert await store.count() == 1600
     finally:
         await store.close()
+
+
+async def test_pump_events_without_value_and_an_older_database(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    # A database made before pump events: `value` was NOT NULL. It must open, keep its
+    # rows, and take a value-less event.
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA.replace("value REAL,", "value REAL NOT NULL,"))
+    old.execute(
+        f"INSERT INTO readings ({_COLUMNS}, stored_at_ms) VALUES ({', '.join('?' * 19)})",
+        (*_row(reading(1)), 1),
+    )
+    old.commit()
+    old.close()
+    store = await SqliteStore(StoreUrl.parse(f"sqlite:///{path}")).open()
+    try:
+        event = replace(
+            reading(2),
+            kind="insulin_event",
+            device_kind="insulin_pump",
+            value=None,
+            unit="",
+            mg_dl=None,
+            details={"annunciation": "reservoir_low"},
+        )
+        assert (await store.write([event])).written == 1
+        rows = {r.key: r for r in await store.all_readings()}
+        assert rows[reading(1).key] == reading(1)
+        assert rows[event.key].value is None
+        assert rows[event.key].details == {"annunciation": "reservoir_low"}
+    finally:
+        await store.close()
+    # the table was rebuilt once, with its index
+    with sqlite3.connect(path) as db:
+        assert db.execute(
+            "SELECT \"notnull\" FROM pragma_table_info('readings') WHERE name='value'"
+        ).fetchone() == (0,)
+        assert db.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name='ix_readings_patient_time'"
+        ).fetchone() == (1,)
