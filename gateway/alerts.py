@@ -12,6 +12,7 @@ Stale data is checked on a timer, not only when readings arrive.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import defaultdict, deque
@@ -49,6 +50,9 @@ class AlertConfig:
     check_every_s: float = 60.0
     webhook_url: str | None = None
     webhook_timeout_s: float = 5.0
+    webhook_attempts: int = 5  # then the notice is given up (logged); MQTT keeps the state
+    webhook_retry_s: float = 1.0  # first retry delay, doubled each time, capped at 30 s
+    webhook_queue: int = 1000  # notices waiting for a slow webhook; beyond: dropped, logged
 
 
 Publish = Callable[[str, bytes, bool], bool]
@@ -69,8 +73,21 @@ class AlertEngine:
         self.recent: dict[str, deque[tuple[datetime, float]]] = defaultdict(lambda: deque(maxlen=6))
         self.last_seen: dict[str, datetime] = {}
         self._http: httpx.AsyncClient | None = None
+        # The webhook is delivered from its own task: a slow or dead receiver must never
+        # hold up the ingest path (and with it the acknowledgement of stored readings).
+        self._hooks: asyncio.Queue[bytes] = asyncio.Queue(maxsize=self.config.webhook_queue)
+        self._hook_task: asyncio.Task[None] | None = None
+        self.webhook = WebhookStats()
 
     async def close(self) -> None:
+        if self._hook_task is not None:
+            # give queued notices one timeout's chance, then stop
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hooks.join(), self.config.webhook_timeout_s)
+            self._hook_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._hook_task
+            self._hook_task = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -198,17 +215,48 @@ class AlertEngine:
             await self._webhook(payload)
 
     async def _webhook(self, payload: bytes) -> None:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self.config.webhook_timeout_s)
+        if self._hook_task is None:
+            self._hook_task = asyncio.create_task(self._deliver(), name="alert webhook")
         try:
-            resp = await self._http.post(
-                self.config.webhook_url or "",
-                content=payload,
-                headers={"content-type": "application/json"},
-            )
-            resp.raise_for_status()
-        except httpx.HTTPError as err:
-            log.warning("alert webhook failed: %s", err)
+            self._hooks.put_nowait(payload)
+        except asyncio.QueueFull:
+            self.webhook.dropped += 1
+            log.error("alert webhook: %d notices waiting; this one is dropped", self._hooks.qsize())
+
+    async def _deliver(self) -> None:
+        cfg = self.config
+        self._http = self._http or httpx.AsyncClient(timeout=cfg.webhook_timeout_s)
+        while True:
+            payload = await self._hooks.get()
+            try:
+                for attempt in range(1, cfg.webhook_attempts + 1):
+                    try:
+                        resp = await self._http.post(
+                            cfg.webhook_url or "",
+                            content=payload,
+                            headers={"content-type": "application/json"},
+                        )
+                        resp.raise_for_status()
+                        self.webhook.sent += 1
+                        break
+                    except httpx.HTTPError as err:
+                        self.webhook.retries += 1
+                        if attempt == cfg.webhook_attempts:
+                            self.webhook.failed += 1
+                            log.warning("alert webhook failed %d times, given up: %s", attempt, err)
+                        else:
+                            log.info("alert webhook failed (%s); retrying", err)
+                            await asyncio.sleep(min(cfg.webhook_retry_s * 2 ** (attempt - 1), 30))
+            finally:
+                self._hooks.task_done()
+
+
+@dataclass
+class WebhookStats:
+    sent: int = 0
+    retries: int = 0
+    failed: int = 0  # given up after every attempt
+    dropped: int = 0  # the queue was full
 
 
 def alert_json(a: AlertRow) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, HttpUrl, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.contract.urls import MqttUrlField, StoreUrl, StoreUrlField
@@ -36,6 +36,9 @@ class IngestSettings(BaseSettings):
         default=0.0, ge=0, description="0: no limit (production: e.g. 200)"
     )
     hub_burst_readings: float = Field(default=50_000.0, gt=0)
+    alert_webhook_url: HttpUrl | None = Field(
+        default=None, description="POST every alert change here as JSON (best effort)"
+    )
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None

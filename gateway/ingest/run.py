@@ -9,6 +9,7 @@ import signal
 
 from prometheus_client import start_http_server
 
+from gateway.alerts import AlertConfig
 from gateway.ingest.ingester import IngestConfig, Ingester
 from gateway.ingest.mqtt_session import ReceiverConfig
 from gateway.ingest.pipeline import PipelineConfig
@@ -47,6 +48,7 @@ async def run_ingester(s: IngestSettings) -> None:
             hub_readings_per_s=s.hub_readings_per_s,
             hub_burst_readings=s.hub_burst_readings,
         ),
+        alerts=AlertConfig(webhook_url=str(s.alert_webhook_url) if s.alert_webhook_url else None),
     )
     if s.metrics_port:
         # prometheus-client serves from its own thread; nothing blocks the loop.

@@ -3,7 +3,9 @@ device annunciations, backfill does not ring, thresholds per patient."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -124,3 +126,74 @@ async def test_device_annunciation_and_acknowledge(registry: Registry) -> None:
     acked = await registry.acknowledge_alert(alert.id, "nurse-7", NOW)
     assert acked is not None and acked.acknowledged_by == "nurse-7"
     assert (await registry.open_alerts("P-1"))[0].acknowledged_at is not None
+
+
+class Receiver:
+    """A real HTTP endpoint on loopback for the webhook: answers each POST with the next
+    status of ``statuses`` (then 204), after ``release`` is set."""
+
+    def __init__(self, statuses: list[int] | None = None) -> None:
+        self.statuses = list(statuses or [])
+        self.bodies: list[dict[str, object]] = []
+        self.arrived = asyncio.Event()
+        self.release = asyncio.Event()
+        self.release.set()
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Receiver:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/hook"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        length = int(re.search(r"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+        assert head.startswith("POST /hook ") and "application/json" in head
+        self.bodies.append(json.loads(await reader.readexactly(length)))
+        self.arrived.set()
+        await self.release.wait()
+        status = self.statuses.pop(0) if self.statuses else 204
+        writer.write(f"HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+
+async def test_webhook_gets_every_alert_change_and_retries(registry: Registry) -> None:
+    async with Receiver(statuses=[500]) as hook:
+        engine = AlertEngine(
+            registry,
+            config=AlertConfig(webhook_url=hook.url, webhook_retry_s=0.01),
+            clock=lambda: NOW,
+        )
+        await engine.on_stored([reading(5, 65)])  # low starts
+        await engine.on_stored([reading(0, 72)])  # low clears
+        await engine.close()  # waits for the queued notices
+        # the first POST got a 500 and was sent again: three POSTs for two changes
+        changes = [(b["changed"]["kind"], b["changed"]["change"]) for b in hook.bodies]  # type: ignore[index]
+        assert changes == [("low", "started"), ("low", "started"), ("low", "cleared")]
+        assert hook.bodies[0]["patient"] == "P-1"
+        assert (engine.webhook.sent, engine.webhook.retries, engine.webhook.failed) == (2, 1, 0)
+
+
+async def test_a_stuck_webhook_does_not_hold_up_ingest(registry: Registry) -> None:
+    async with Receiver() as hook:
+        hook.release.clear()  # the receiver takes the request and does not answer
+        engine = AlertEngine(registry, config=AlertConfig(webhook_url=hook.url), clock=lambda: NOW)
+        await engine.on_stored([reading(5, 65)])
+        await hook.arrived.wait()
+        # on_stored returned while the POST is still unanswered
+        await engine.on_stored([reading(0, 72)])
+        assert await kinds(registry) == []
+        assert engine.webhook.sent == 0
+        hook.release.set()
+        await engine.close()
+        assert engine.webhook.sent == 2
