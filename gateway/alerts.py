@@ -78,6 +78,8 @@ class AlertEngine:
         self._hooks: asyncio.Queue[bytes] = asyncio.Queue(maxsize=self.config.webhook_queue)
         self._hook_task: asyncio.Task[None] | None = None
         self.webhook = WebhookStats()
+        # open device episodes: (patient, kind) -> (serial, started); loaded on first use
+        self._device_open: dict[tuple[str, str], tuple[str, datetime]] | None = None
 
     async def close(self) -> None:
         if self._hook_task is not None:
@@ -138,26 +140,41 @@ class AlertEngine:
             await self._set(patient, kind, severity, active, r.time, r.serial, mg)
 
     async def _device_alerts(self, r: StoredReading) -> None:
+        if self._device_open is None:  # first call: the episodes open before a restart
+            self._device_open = {
+                (a.patient_id, a.kind): (a.serial or "", _aware(a.started_at))
+                for a in await self.registry.open_alerts()
+                if a.kind in DEVICE_ALERTS
+            }
         if r.details.get("annunciation_status") == "confirmed":
             # The patient confirmed the pump's annunciation: that condition is over.
             name = r.details.get("annunciation")
             for kind, triggers in DEVICE_ALERTS.items():
                 if name in triggers:
-                    await self._set(r.patient_id, kind, "warning", False, r.time, r.serial, None)
+                    await self._device_set(r, kind, False)
             return
         names = set(r.status)
         for kind, triggers in DEVICE_ALERTS.items():
             if names & triggers:
-                await self._set(
-                    r.patient_id,
-                    kind,
-                    "warning",
-                    True,
-                    r.time,
-                    r.serial,
-                    r.mg_dl,
-                    detail=", ".join(sorted(names & triggers)),
-                )
+                await self._device_set(r, kind, True, ", ".join(sorted(names & triggers)))
+            elif r.kind in {"cgm", "bg"}:
+                # A glucose record carries the device's whole status: a newer one from the
+                # same device without the annunciation means the condition is over.
+                opened = self._device_open.get((r.patient_id, kind))
+                if opened is not None and opened[0] == r.serial and r.time > opened[1]:
+                    await self._device_set(r, kind, False)
+
+    async def _device_set(
+        self, r: StoredReading, kind: str, active: bool, detail: str = ""
+    ) -> None:
+        assert self._device_open is not None
+        await self._set(
+            r.patient_id, kind, "warning", active, r.time, r.serial, r.mg_dl, detail=detail
+        )
+        if active:
+            self._device_open.setdefault((r.patient_id, kind), (r.serial, r.time))
+        else:
+            self._device_open.pop((r.patient_id, kind), None)
 
     async def check_stale(self) -> None:
         now = self.clock()
@@ -257,6 +274,10 @@ class WebhookStats:
     retries: int = 0
     failed: int = 0  # given up after every attempt
     dropped: int = 0  # the queue was full
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)  # SQLite drops the zone
 
 
 def alert_json(a: AlertRow) -> dict[str, object]:

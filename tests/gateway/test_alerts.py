@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -197,3 +198,22 @@ async def test_a_stuck_webhook_does_not_hold_up_ingest(registry: Registry) -> No
         hook.release.set()
         await engine.close()
         assert engine.webhook.sent == 2
+
+
+async def test_device_alert_clears_when_the_same_device_reports_without_it(
+    registry: Registry,
+) -> None:
+    await registry.add_device("BG1", "glucose_meter")
+    await registry.assign("BG1", "P-1", NOW - timedelta(days=30))
+    engine = AlertEngine(registry, clock=lambda: NOW)
+    await engine.on_stored([reading(10, 100, status=("device_battery_low",))])
+    assert await kinds(registry) == ["battery_low"]
+    # an older backfilled reading, or another device of the patient, does not clear it
+    await engine.on_stored([reading(20, 100)])
+    meter = replace(reading(5, 100), serial="BG1", kind="bg", device_kind="glucose_meter")
+    await engine.on_stored([replace(meter, key="bg-5")])
+    assert await kinds(registry) == ["battery_low"]
+    # a restarted engine knows the open episode from the registry
+    engine = AlertEngine(registry, clock=lambda: NOW)
+    await engine.on_stored([reading(0, 100)])
+    assert await kinds(registry) == []
