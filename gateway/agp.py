@@ -8,9 +8,9 @@ same code serves the web page, ``diatabase report agp`` and the FHIR summary.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 # Consensus ranges (mg/dL): very low < 54, low 54-69, in range 70-180, high 181-250,
 # very high > 250. With real-valued readings the bounds are: x < 54, 54 <= x < 70,
@@ -69,6 +69,13 @@ def weights(
         nxt = times[i + 1] if i + 1 < len(times) else min(t + sample, end)
         out.append(max(0.0, min(nxt - t, MAX_SAMPLE_GAP).total_seconds()))
     return out
+
+
+def days_with_data(times: Iterable[datetime], start: datetime, end: datetime) -> int:
+    """CGM days of wear: UTC calendar days in [start, end) with at least one reading (a
+    sensor worn with gaps still counts the day; the gaps show in ``active_pct``)."""
+    days: set[date] = {t.astimezone(UTC).date() for t in times if start <= t < end}
+    return len(days)
 
 
 def summarise(

@@ -4,11 +4,12 @@ page, its JSON API and ``diatabase report agp``, so every place shows the same n
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from gateway.agp import GMI_MIN_ACTIVE_PCT, AgpSummary, summarise
 from gateway.derived import mmol_l
-from gateway.store.base import ReadingStore
+from gateway.store.base import ReadingStore, StoredReading
 from gateway.web.html import DASH, Units, e, fmt_glucose
 
 # Consensus bands with their labels in each unit (mmol/L bounds as the consensus states them).
@@ -35,9 +36,13 @@ async def load_agp(
     end = (end or datetime.now(UTC)).astimezone(UTC)
     start = end - timedelta(days=days)
     series = await store.glucose_series(patient_id, start, end)
+    return summarise(cgm_points(series), start, end)
+
+
+def cgm_points(series: Iterable[StoredReading]) -> list[tuple[datetime, float]]:
+    """The (time, mg/dL) points the AGP counts (here and in the FHIR summary)."""
     # AGP is a CGM measure: finger-stick checks would weigh as if they covered 5 minutes
-    points = [(r.time, r.mg_dl) for r in series if r.kind == "cgm" and r.mg_dl is not None]
-    return summarise(points, start, end)
+    return [(r.time, r.mg_dl) for r in series if r.kind == "cgm" and r.mg_dl is not None]
 
 
 def gmi_note(s: AgpSummary) -> str | None:
