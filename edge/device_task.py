@@ -42,6 +42,11 @@ class Driver(Protocol):
     def sync(self, after: int | None) -> AsyncIterator[DeviceRecord]: ...
 
 
+def session_key(record: DeviceRecord) -> str | None:
+    """What a record's cursor counts within: its session start (CGM), else nothing."""
+    return None if record.session_start is None else record.session_start.isoformat()
+
+
 def local_clock_estimate(device_time: datetime) -> float:
     """Documented estimate when a device has no Current Time Service: its clock shows
     the hub's local wall time, so UTC minus device clock is minus the local UTC offset."""
@@ -143,7 +148,7 @@ class DeviceTask:
         self.state.battery_pct = await driver.read_battery()
         offset = await driver.read_clock_offset()
         self.state.clock_offset_s = offset
-        cursor = await self.outbox.cursor(identity.serial, STREAM)
+        cursor = await self._cursor(identity.serial, driver)
         if not await self._drain(identity.serial, driver.sync(cursor), offset, live=False):
             # Going live now would move the cursor past the records not read yet.
             return False
@@ -153,6 +158,25 @@ class DeviceTask:
         if live is not None:
             return await self._drain(identity.serial, live(), offset, live=True)
         return True
+
+    async def _cursor(self, serial: str, driver: Any) -> int | None:
+        """The committed cursor, or None (read everything) when it counts within a session
+        the device is no longer in: a CGM's time offsets restart at 0 in a new session,
+        so an old session's cursor would skip the new session's first records."""
+        cursor, session = await self.outbox.cursor_state(serial, STREAM)
+        current_session = getattr(driver, "current_session", None)
+        if cursor is None or session is None or current_session is None:
+            return cursor  # a cursor stored before sessions were recorded is kept as is
+        current = await current_session()
+        if current is not None and current != session:
+            log.info(
+                "device %s is in a new session (%s, was %s): reading it from its start",
+                serial,
+                current,
+                session,
+            )
+            return None
+        return cursor
 
     async def _drain(
         self,
@@ -194,6 +218,7 @@ class DeviceTask:
             [(r.key, r.model_dump_json()) for r in readings],
             stream=STREAM,
             cursor=records[-1].cursor,
+            session=session_key(records[-1]),
             live=live,
         )
         self.state.cursor = records[-1].cursor

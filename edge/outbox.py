@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS cursors (
     stream TEXT NOT NULL,
     cursor INTEGER NOT NULL,
     updated_at REAL NOT NULL,
+    session TEXT,
     PRIMARY KEY (device_serial, stream)
 );
 CREATE TABLE IF NOT EXISTS contacts (
@@ -71,11 +72,24 @@ class Outbox:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.executescript(SCHEMA)
+        await self._migrate()
         async with self._db.execute("SELECT COUNT(*) FROM outbox") as cur:
             row = await cur.fetchone()
         self._depth = int(row[0]) if row else 0
         self._signal()
         return self
+
+    async def _migrate(self) -> None:
+        """Bring an outbox written by an older agent up to the current schema in place.
+
+        ``cursors.session`` (the CGM session a time-offset cursor belongs to) arrived
+        later: added as a nullable column, so every stored cursor is kept and reads as
+        belonging to an unknown session until the next commit names it.
+        """
+        async with self.db.execute("PRAGMA table_info(cursors)") as cur:
+            columns = {row[1] for row in await cur.fetchall()}
+        if "session" not in columns:
+            await self.db.execute("ALTER TABLE cursors ADD COLUMN session TEXT DEFAULT NULL")
 
     async def close(self) -> None:
         if self._db is not None:
@@ -130,10 +144,13 @@ class Outbox:
         *,
         stream: str,
         cursor: int | None,
+        session: str | None = None,
         live: bool = False,
     ) -> int:
         """Store ``(key, payload)`` readings and the device's new cursor in one transaction.
 
+        ``session`` names what the cursor counts within (a CGM's session start time: its
+        time offsets restart at 0 in every session); None for devices without sessions.
         A key already waiting is ignored (the same record read twice is one row).
         Returns the number of new rows.
         """
@@ -151,10 +168,11 @@ class Outbox:
                 added = db.total_changes - before
                 if cursor is not None:
                     await db.execute(
-                        "INSERT INTO cursors (device_serial, stream, cursor, updated_at)"
-                        " VALUES (?, ?, ?, ?) ON CONFLICT (device_serial, stream)"
-                        " DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
-                        (device_serial, stream, cursor, now),
+                        "INSERT INTO cursors (device_serial, stream, cursor, updated_at, session)"
+                        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_serial, stream)"
+                        " DO UPDATE SET cursor = excluded.cursor,"
+                        " updated_at = excluded.updated_at, session = excluded.session",
+                        (device_serial, stream, cursor, now, session),
                     )
                 await db.execute("COMMIT")
             except BaseException:
@@ -171,6 +189,15 @@ class Outbox:
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else None
+
+    async def cursor_state(self, device_serial: str, stream: str) -> tuple[int | None, str | None]:
+        """The committed cursor and the session it belongs to (None, None when unknown)."""
+        async with self.db.execute(
+            "SELECT cursor, session FROM cursors WHERE device_serial = ? AND stream = ?",
+            (device_serial, stream),
+        ) as cur:
+            row = await cur.fetchone()
+        return (int(row[0]), row[1]) if row else (None, None)
 
     async def record_contact(self, device_serial: str, address: str, kind: str) -> None:
         async with self._lock:

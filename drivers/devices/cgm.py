@@ -11,13 +11,18 @@ counted in ``stats.crc_errors``, logged, never yielded); the driver then re-requ
 records from the last good time offset through RACP, so nothing is lost or doubled.
 
 Cursor: the time offset (minutes since session start). Offsets restart with a new
-session: when the cursor is beyond what the current session holds (CGM Status time
-offset), the driver reads the whole session again; keep ``DeviceRecord.session_start``
-with the cursor to tell sessions apart.
+session, so a cursor only means something together with its session:
+:meth:`CgmDriver.current_session` names the device's session (its start time), and the
+edge stores it beside the cursor and syncs from the start of a session it has not seen
+(``sync(None)``). For a cursor without a known session, a cursor beyond what the current
+session holds (CGM Status time offset) also reads the whole session. During live
+notifications a time offset that goes backwards, or the periodic re-check, re-reads
+Session Start Time; a new session is then backfilled from its start.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -57,6 +62,8 @@ LIVE_IDLE_S = 3600.0
 CLOCK_RECHECK = timedelta(minutes=5)
 # Re-requests after rejected notifications before a sync gives up (the cursor stays put).
 MAX_REREQUESTS = 3
+# Records a transfer may hold back to put live notifications that interleave in order.
+REORDER_WINDOW = 64
 
 
 class CgmDriver(DeviceDriver):
@@ -98,6 +105,28 @@ class CgmDriver(DeviceDriver):
         self._inbox = inbox
         return inbox
 
+    async def current_session(self) -> str | None:
+        """The device's session, as its start time (ISO): the key a cursor counts within."""
+        await self._prepare()
+        return None if self.session_start is None else self.session_start.isoformat()
+
+    async def _session_changed(self) -> bool:
+        """Re-read Session Start Time; True (and the new session adopted) when it moved."""
+        session = SessionStartTime.from_bytes(
+            await self._read(uuids.CGM_SESSION_START_TIME), crc_expected=self.crc
+        )
+        start = session.start_time.to_datetime()
+        if start is None or start == self.session_start:
+            return False
+        log.info(
+            "%s: a new CGM session started at %s (was %s)",
+            self.client.address,
+            start.isoformat(),
+            self.session_start.isoformat() if self.session_start else None,
+        )
+        self.session, self.session_start, self.last_offset = session, start, None
+        return True
+
     async def read_status(self) -> CgmStatus:
         await self._prepare()
         return CgmStatus.from_bytes(await self._read(uuids.CGM_STATUS), crc_expected=self.crc)
@@ -137,14 +166,28 @@ class CgmDriver(DeviceDriver):
         last = -1 if after is None else after
         for _attempt in range(MAX_REREQUESTS + 1):
             complete = True
+            # Live notifications share the characteristic with the transfer: one that
+            # lands mid-transfer is newer than the stored records still to come. Yield in
+            # time-offset order through a small reorder window, so the cursor never jumps
+            # past records of the transfer that have not arrived yet.
+            held: list[tuple[int, int, DeviceRecord]] = []
             async for record in self._backfill(last):
                 if record is None:
                     complete = False  # a gap: stop moving the cursor, ask again
                     continue
-                if complete and record.cursor > last:
-                    last = record.cursor
-                    yield record
+                if not complete:
+                    continue
+                heapq.heappush(held, (record.cursor, self.stats.records, record))
+                while len(held) > REORDER_WINDOW:
+                    _cursor, _n, first = heapq.heappop(held)
+                    if first.cursor > last:
+                        last = first.cursor
+                        yield first
             if complete:
+                for _cursor, _n, first in sorted(held):
+                    if first.cursor > last:
+                        last = first.cursor
+                        yield first
                 return
             self.stats.rerequests += 1
         raise TransferIncomplete(f"records after time offset {last} kept failing their CRC")
@@ -192,8 +235,17 @@ class CgmDriver(DeviceDriver):
                 continue
             measurements = self._decode(data)
             if measurements and self.session_start is not None:
-                at = self.session_start + timedelta(minutes=measurements[-1][0].time_offset_min)
-                if checked_at is None or at - checked_at >= CLOCK_RECHECK:
+                newest = measurements[-1][0].time_offset_min
+                at = self.session_start + timedelta(minutes=newest)
+                backwards = self.last_offset is not None and newest < self.last_offset
+                recheck = checked_at is None or at - checked_at >= CLOCK_RECHECK
+                if (backwards or recheck) and await self._session_changed():
+                    # The new session's records so far (these included) come by RACP.
+                    checked_at = None
+                    async for record in self.sync(None):
+                        yield record
+                    continue
+                if recheck:
                     checked_at = at
                     await self.read_clock_offset()
             if measurements is None:

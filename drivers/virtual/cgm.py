@@ -102,6 +102,12 @@ class VirtualCgm(VirtualPeripheral):
         self.store.records = []
         self.next_offset = self.warmup_min
 
+    def change_sensor(self) -> None:
+        """Fault switch: a new sensor session starts now (as after a sensor change). Time
+        offsets restart at 0 and the device keeps only the new session's records."""
+        self._new_session(self.clock.now())
+        self.running = True
+
     def services(self) -> list[Service]:
         self.measurement: Characteristic[bytes] = Characteristic(
             short(uuids.CGM_MEASUREMENT), NOTIFY, "READABLE", b""
@@ -220,7 +226,9 @@ class VirtualCgm(VirtualPeripheral):
         while self.next_offset <= MAX_OFFSET_MIN:
             offset = self.next_offset
             await self.clock.sleep_until(self._due(offset))
-            if not self.running or offset != self.next_offset:
+            if offset != self.next_offset:
+                continue  # a new session restarted the offsets while we slept
+            if not self.running:
                 await self.clock.sleep_until(self.clock.now() + timedelta(minutes=1))
                 continue
             record = self._add(offset)

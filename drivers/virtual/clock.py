@@ -49,6 +49,13 @@ class SimClock:
             self._paused_at = None
             self._changed.set()
 
+    def advance(self, delta: timedelta) -> None:
+        """Jump simulated time forward (paused or not): sleepers due by then wake up."""
+        if delta < timedelta(0):
+            raise ValueError("time only moves forward")
+        self._t0 -= delta.total_seconds() / self.speed
+        self._changed.set()
+
     async def sleep_until(self, when: datetime) -> None:
         """Return once simulated time reaches ``when`` (a paused clock does not advance)."""
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from edge.outbox import Outbox
@@ -58,3 +59,31 @@ async def test_peek_skips_rows_in_flight(tmp_path: Path) -> None:
         first = await box.peek(2)
         second = await box.peek(10, exclude=[r.id for r in first])
         assert [r.key for r in second] == ["k2", "k3", "k4"]
+
+
+OLD_CURSORS = """
+CREATE TABLE cursors (
+    device_serial TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    cursor INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (device_serial, stream)
+);
+INSERT INTO cursors VALUES ('CGM1', 'records', 355, 1.0);
+"""
+
+
+async def test_an_older_outbox_gains_the_session_column_and_keeps_its_cursor(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # an outbox written before cursors had sessions
+        db.executescript(OLD_CURSORS)
+    db.close()
+    async with Outbox(path) as box:
+        assert await box.cursor_state("CGM1", "records") == (355, None)
+        await box.put("CGM1", [("k1", "{}")], stream="records", cursor=5, session="S2")
+        assert await box.cursor_state("CGM1", "records") == (5, "S2")
+    async with Outbox(path) as box:  # reopening migrates nothing twice
+        assert await box.cursor_state("CGM1", "records") == (5, "S2")
+        assert await box.cursor("CGM1", "records") == 5
