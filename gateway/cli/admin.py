@@ -27,7 +27,12 @@ device_app = typer.Typer(help="Devices (by serial number).", no_args_is_help=Tru
 hub_app = typer.Typer(help="Hubs.", no_args_is_help=True)
 registry_app.add_typer(patient_app, name="patient")
 registry_app.add_typer(device_app, name="device")
+uploader_app = typer.Typer(
+    help="Nightscout uploaders (xDrip+, AndroidAPS, Loop) and their secrets.",
+    no_args_is_help=True,
+)
 registry_app.add_typer(hub_app, name="hub")
+registry_app.add_typer(uploader_app, name="uploader")
 quarantine_app = typer.Typer(help="Rejected input, kept with its reason.", no_args_is_help=True)
 
 
@@ -152,6 +157,73 @@ def device_list(config: ConfigOpt = None, registry: RegistryOpt = None) -> None:
     for d, patient in _with_registry(config, registry, go):
         table.add_row(d.serial, d.kind, d.hub_id or "-", d.model, patient or "-")
     console.print(table)
+
+
+@uploader_app.command("add")
+def uploader_add(
+    name: Annotated[str, typer.Argument(help="a label for the phone/app, never a patient name")],
+    hub: Annotated[str, typer.Option(help="hub id its readings are published under")],
+    serial: Annotated[str, typer.Option(help="device serial its readings are stored under")],
+    patient: Annotated[
+        str | None, typer.Option(help="assign the device to this patient (see --from)")
+    ] = None,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="with --patient: ISO date-time [default: now]")
+    ] = None,
+    model: Annotated[str, typer.Option(help="device model, for the device list")] = "",
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Register a Nightscout uploader; prints its secret once (it is stored only hashed)."""
+    if len(name) > 64 or not name.strip():
+        raise fail("NAME must be 1 to 64 characters")
+    start = _when(from_, "--from") or datetime.now(UTC)
+
+    async def go(r: Any) -> str:
+        if patient is not None and patient not in {p.id for p in await r.list_patients()}:
+            from gateway.registry.service import UnknownEntityError
+
+            raise UnknownEntityError("patient", patient)
+        secret: str = await r.add_uploader(name, hub_id=hub, serial=serial, model=model)
+        if patient is not None:
+            await r.assign(serial, patient, start)
+        return secret
+
+    secret = _with_registry(config, registry, go)
+    console.print(f"uploader {name} added: hub {hub}, device {serial}")
+    if patient is not None:
+        console.print(f"{serial} -> {patient} from {start.isoformat()}")
+    console.print("API secret (shown once; the app hashes it into its api-secret header):")
+    typer.echo(secret)
+
+
+@uploader_app.command("list")
+def uploader_list(config: ConfigOpt = None, registry: RegistryOpt = None) -> None:
+    """List uploaders with their hub, device and current patient."""
+
+    async def go(r: Any) -> list[tuple[Any, str | None]]:
+        now = datetime.now(UTC)
+        return [(u, r.link(u.serial, now)) for u in await r.list_uploaders()]
+
+    table = Table("uploader", "hub", "serial", "patient now", "created", "revoked")
+    for u, patient in _with_registry(config, registry, go):
+        table.add_row(
+            u.name,
+            u.hub_id,
+            u.serial,
+            patient or "-",
+            u.created_at.isoformat(timespec="seconds"),
+            u.revoked_at.isoformat(timespec="seconds") if u.revoked_at else "-",
+        )
+    console.print(table)
+
+
+@uploader_app.command("revoke")
+def uploader_revoke(name: str, config: ConfigOpt = None, registry: RegistryOpt = None) -> None:
+    """Revoke an uploader's secret: its uploads get 401 from now on."""
+    if not _with_registry(config, registry, lambda r: r.revoke_uploader(name)):
+        raise fail(f"no active uploader {name!r}", code=1)
+    console.print(f"uploader {name} revoked")
 
 
 @registry_app.command("assign")

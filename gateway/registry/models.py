@@ -48,6 +48,22 @@ class Device(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class Uploader(Base):
+    """A Nightscout uploader (phone app) bound to a hub id and a device serial.
+
+    ``secret_hash`` is SHA-256 over the ``api-secret`` header value (itself SHA-1 of the
+    secret): neither the secret nor the header value is stored (gateway/registry/uploaders.py).
+    """
+
+    __tablename__ = "uploaders"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hub_id: Mapped[str] = mapped_column(ForeignKey("hubs.id"))
+    serial: Mapped[str] = mapped_column(ForeignKey("devices.serial"))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
 class AssignmentRow(Base):
     __tablename__ = "assignments"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

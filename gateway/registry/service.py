@@ -33,6 +33,7 @@ from gateway.registry.models import (
     Patient,
     QuarantineRow,
 )
+from gateway.registry.uploaders import UploadersMixin
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class AlertsMixin:
         return row
 
 
-class Registry(AlertsMixin):
+class Registry(AlertsMixin, UploadersMixin):
     def __init__(self, url: StoreUrl, *, actor: str = "system") -> None:
         self.url = url
         self.actor = actor
@@ -433,12 +434,17 @@ class Registry(AlertsMixin):
 
     def link(self, serial: str, at: datetime) -> str | None:
         """The patient wearing ``serial`` at ``at`` (UTC), from the cache."""
+        a = self.assignment_at(serial, at)
+        return a.patient_id if a is not None else None
+
+    def assignment_at(self, serial: str, at: datetime) -> Assignment | None:
+        """The assignment of ``serial`` covering ``at`` (UTC), from the cache."""
         spans = self._by_serial.get(serial)
         if not spans:
             return None
         i = bisect.bisect_right(self._starts[serial], at) - 1
         if i >= 0 and spans[i].covers(at):
-            return spans[i].patient_id
+            return spans[i]
         return None
 
     # -- quarantine -----------------------------------------------------------------------
