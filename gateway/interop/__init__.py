@@ -1,0 +1,1 @@
+"""Data leaving (and entering) in other systems' standard forms."""
