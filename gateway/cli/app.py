@@ -17,6 +17,7 @@ from rich.console import Console
 from gateway import __version__
 from gateway.cli.admin import quarantine_app, registry_app
 from gateway.cli.config import fail, load_settings, run_async
+from gateway.cli.export import export_app
 from gateway.cli.pki import pki_app
 from gateway.cli.web import report_app, serve
 
@@ -33,6 +34,7 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(pki_app, name="pki")
 app.add_typer(report_app, name="report")
+app.add_typer(export_app, name="export")
 app.command()(serve)
 console = Console()
 
