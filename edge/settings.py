@@ -18,7 +18,9 @@ class DeviceConfig(BaseModel):
 
     kind: Literal["glucose_meter", "cgm", "insulin_pump"]
     address: str | None = None
-    name: str | None = Field(default=None, description="regular expression on the advertised name")
+    name: str | None = Field(
+        default=None, description="regular expression the whole advertised name must match"
+    )
     pair: bool = False
     poll_interval_s: float = Field(default=300.0, gt=0, description="meters: time between syncs")
 
@@ -27,7 +29,10 @@ class DeviceConfig(BaseModel):
         if not self.address and not self.name:
             raise ValueError("each device needs an address or a name pattern")
         if self.name:
-            re.compile(self.name)
+            try:
+                re.compile(self.name)
+            except re.error as err:
+                raise ValueError(f"name {self.name!r} is not a regular expression: {err}") from None
         return self
 
 
@@ -65,11 +70,24 @@ class EdgeSettings(BaseSettings):
     discover_services: bool = Field(
         default=False, description="also serve any device advertising GLS/CGMS/IDS"
     )
-    allow: list[str] = Field(default_factory=list, description="allow-list of serials/addresses")
+    allow: list[str] = Field(
+        default_factory=list,
+        description="addresses or DIS serials a device found by name or service must have",
+    )
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     publish: PublishConfig = Field(default_factory=PublishConfig)
     tls: TlsConfig = Field(default_factory=TlsConfig)
     status_interval_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _unknown_devices_never_served(self) -> EdgeSettings:
+        if self.discover_services and not self.allow:
+            raise ValueError(
+                "discover_services needs an allow list of addresses or serials"
+                " (a neighbour's device advertises the same services)"
+            )
+        return self
+
     signing_key: Path | None = Field(
         default=Path("var/edge/signing.key"),
         description="Ed25519 key that signs every batch (created at first start); none: unsigned",
