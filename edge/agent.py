@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bleak import BleakClient
+from bleak import BleakClient, BleakScanner
 
 from drivers.records import DeviceKind
 from edge.device_task import DeviceTask
+from edge.discovery import start_discovery
 from edge.outbox import Outbox
 from edge.publisher import Publisher, PublisherConfig
 from edge.settings import DeviceConfig, EdgeSettings
@@ -41,6 +42,7 @@ def default_driver_factories() -> dict[str, DriverFactory]:
 class EdgeAgent:
     settings: EdgeSettings
     client_factory: Callable[..., BleakClient] = BleakClient
+    scanner_factory: Callable[..., BleakScanner] = BleakScanner
     driver_factories: dict[str, DriverFactory] = field(default_factory=default_driver_factories)
     outbox: Outbox = field(init=False)
     publisher: Publisher = field(init=False)
@@ -93,6 +95,7 @@ class EdgeAgent:
                     systemd.ready(f"{len(self.tasks)} devices, outbox {self.outbox.depth}")
                     for task in self.tasks:
                         tg.create_task(task.run(), name=f"device {task.address}")
+                    start_discovery(self, tg)  # devices by name or service: edge/discovery.py
         finally:
             systemd.close()
 
