@@ -45,6 +45,8 @@ from gateway.settings import check_registry_url
 from gateway.store.base import QueryStore
 from gateway.web import clinic, ops, patient
 from gateway.web.html import UNITS_COOKIE, Units, nav_links, page, unit_toggle, units_of
+from gateway.web.nightscout import NightscoutApi
+from gateway.web.publisher import ReadingsPublisher
 from gateway.web.sse import LiveFeed, sse_event, sse_stream
 
 log = logging.getLogger(__name__)
@@ -144,6 +146,20 @@ def create_app(
     async def marker() -> object:
         return (await store.change_marker(), await clinic.registry_marker(registry))
 
+    # the Nightscout upload API publishes to the broker the hubs use (503 without one)
+    publisher = (
+        ReadingsPublisher(
+            settings.mqtt,
+            client_id=settings.mqtt_client_id,
+            ca_file=settings.ca_file,
+            cert_file=settings.cert_file,
+            key_file=settings.key_file,
+        )
+        if settings.mqtt is not None
+        else None
+    )
+    nightscout = NightscoutApi(store, registry, publisher)
+
     feed: LiveFeed[clinic.ClinicSnapshot] = LiveFeed(
         marker, snapshot, poll_s=settings.poll_s, refresh_s=settings.refresh_s
     )
@@ -154,6 +170,8 @@ def create_app(
             await stack.enter_async_context(feed)
             if monitor is not None:
                 await stack.enter_async_context(monitor)
+            if publisher is not None:
+                await stack.enter_async_context(publisher)
             yield
 
     # -- clinic -------------------------------------------------------------------------------
@@ -303,6 +321,7 @@ def create_app(
             Route("/ops/quarantine/{qid:int}", quarantine_entry),
             Route("/metrics", metrics),
             Route("/healthz", healthz),
+            *nightscout.routes(),
             Mount("/static", static, name="static"),
         ],
         lifespan=lifespan,
