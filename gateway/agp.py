@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 
 # Consensus ranges (mg/dL): very low < 54, low 54-69, in range 70-180, high 181-250,
 # very high > 250. With real-valued readings the bounds are: x < 54, 54 <= x < 70,
@@ -72,10 +72,11 @@ def weights(
 
 
 def days_with_data(times: Iterable[datetime], start: datetime, end: datetime) -> int:
-    """CGM days of wear: UTC calendar days in [start, end) with at least one reading (a
-    sensor worn with gaps still counts the day; the gaps show in ``active_pct``)."""
-    days: set[date] = {t.astimezone(UTC).date() for t in times if start <= t < end}
-    return len(days)
+    """CGM days of wear: the 24-hour days of the period, counted from ``start``, with at
+    least one reading (a day worn with gaps still counts; the gaps show in ``active_pct``).
+    Days from the start, not calendar days, so a 14-day period has at most 14."""
+    day = timedelta(days=1)
+    return len({(t - start) // day for t in times if start <= t < end})
 
 
 def summarise(
