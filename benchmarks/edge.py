@@ -72,7 +72,7 @@ async def memory_scenario(mode: str, seconds: float, url: str) -> None:
     async with VirtualWorld(clock) as world:
         cgm = await world.add_cgm("CGM-M", history=timedelta(hours=6))
         meter = await world.add_meter("BG-M", history=timedelta(days=1))
-        await world.add_pump("PUMP-M", history=timedelta(days=1))
+        pump = await world.add_pump("PUMP-M", history=timedelta(days=1))
         task = None
         agent = None
         if mode == "agent":
@@ -85,9 +85,7 @@ async def memory_scenario(mode: str, seconds: float, url: str) -> None:
                         DeviceConfig(
                             kind="glucose_meter", address=meter.address, poll_interval_s=10
                         ),
-                        # The pump is not served: its IDS audit events (INSULIN_EVENT,
-                        # unit "") fail contract validation and stop the agent (see
-                        # docs/performance.md, "Edge"). It runs in both scenarios alike.
+                        DeviceConfig(kind="insulin_pump", address=pump.address, poll_interval_s=10),
                     ],
                     outbox=OutboxConfig(path=tmp / "outbox.db"),
                     signing_key=tmp / "hub.key",
