@@ -458,3 +458,37 @@ def test_days_of_wear_count_the_period_days_with_data() -> None:
     assert days_with_data(times, T0, T0 + timedelta(days=3)) == 2
     assert days_with_data(times, T0, T0 + timedelta(days=2)) == 1  # 50 h is outside
     assert days_with_data([], T0, T1) == 0
+
+
+# -- docs/fhir.md ---------------------------------------------------------------------
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "fhir.md"
+BEGIN, END = "<!-- example: begin -->\n```json\n", "```\n<!-- example: end -->"
+
+
+def docs_example() -> str:
+    """The excerpt docs/fhir.md shows: chosen entries of the whole-day export, verbatim
+    (print it with ``python -c 'from tests.gateway.test_fhir import docs_example as d;
+    print(d(), end="")'``)."""
+    doc = fhir.bundle(PATIENT, T0, T1, day_readings(), models={"CGM1": "VirtualCGM"}, summary=True)
+
+    def pick(entry: dict[str, Any]) -> bool:
+        res = entry["resource"]
+        if res["resourceType"] == "Device":
+            return bool(res["serialNumber"] == "CGM1")
+        code = res["code"]["coding"][0]["code"]
+        value = res.get("valueQuantity", {}).get("value")
+        return (
+            (code == "99504-3" and value == 45.0 and res["effectiveDateTime"].endswith("05:00Z"))
+            or code in {"14743-9", "107931-8", "106793-3", "97506-0"}
+            or (code == "41653-7" and value == 650.0)
+        )
+
+    excerpt = {**doc, "entry": [e for e in doc["entry"] if pick(e)]}
+    return json.dumps(excerpt, indent=2) + "\n"
+
+
+def test_docs_example_is_what_the_code_writes() -> None:
+    text = DOC.read_text()
+    shown = text[text.index(BEGIN) + len(BEGIN) : text.index(END)]
+    assert shown == docs_example()
