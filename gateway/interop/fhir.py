@@ -206,7 +206,7 @@ def _absent_reason(value: float | None) -> str:
 def reading_value(r: StoredReading) -> float | None:
     """The number in the reading's unit family: mg/dL as stored (the same value the AGP
     uses), or mmol/L converted from what the device reported. None: no finite value."""
-    if not math.isfinite(r.value):
+    if r.value is None or not math.isfinite(r.value):
         return None
     if UNIT_FAMILY.get(r.unit) == "molar":
         return to_mmol_l(r.value, r.unit)
@@ -260,7 +260,8 @@ def reading_observation(r: StoredReading, device: Resource) -> Resource:
     }
     value = reading_value(r)
     if value is None:
-        reason = _absent_reason(r.value if not math.isfinite(r.value) else r.mg_dl)
+        reported_ok = r.value is not None and math.isfinite(r.value)
+        reason = _absent_reason(r.mg_dl if reported_ok else r.value)
         obs["dataAbsentReason"] = {"coding": [{"system": DATA_ABSENT_REASON, "code": reason}]}
     else:
         obs["valueQuantity"] = {

@@ -170,9 +170,14 @@ def test_out_of_range_is_kept_with_its_flag_and_a_note() -> None:
 
 @pytest.mark.parametrize(
     ("value", "reason"),
-    [(math.nan, "not-a-number"), (math.inf, "positive-infinity"), (-math.inf, "negative-infinity")],
+    [
+        (math.nan, "not-a-number"),
+        (math.inf, "positive-infinity"),
+        (-math.inf, "negative-infinity"),
+        (None, "unknown"),
+    ],
 )
-def test_special_values_become_a_data_absent_reason(value: float, reason: str) -> None:
+def test_special_values_become_a_data_absent_reason(value: float | None, reason: str) -> None:
     (r,) = stored(batch(HUB, [cgm_reading("CGM1", 0, 100.0)]), {"CGM1": PATIENT})
     special = replace(r, value=value, mg_dl=value)
     doc = fhir.bundle(PATIENT, T0, T1, [special])
