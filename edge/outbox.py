@@ -214,11 +214,12 @@ class Outbox:
         ) as cur:
             return [(r[0], r[1], r[2], float(r[3])) for r in await cur.fetchall()]
 
-    async def cursors(self) -> list[tuple[str, str, int, float]]:
+    async def cursors(self) -> list[tuple[str, str, int, float, str | None]]:
+        """Every cursor: serial, stream, cursor, when it moved, and its session (or None)."""
         async with self.db.execute(
-            "SELECT device_serial, stream, cursor, updated_at FROM cursors ORDER BY 1, 2"
+            "SELECT device_serial, stream, cursor, updated_at, session FROM cursors ORDER BY 1, 2"
         ) as cur:
-            return [(r[0], r[1], int(r[2]), float(r[3])) for r in await cur.fetchall()]
+            return [(r[0], r[1], int(r[2]), float(r[3]), r[4]) for r in await cur.fetchall()]
 
     async def peek(self, limit: int, *, exclude: Iterable[int] = ()) -> list[OutboxRow]:
         """Oldest rows first, skipping ids already in flight."""

@@ -18,7 +18,10 @@ async def print_status(path: Path, console: Console) -> None:
         console.print(
             "oldest unsent reading: " + (f"{age:.0f} s old" if age is not None else "none")
         )
-        cursors = {serial: (cursor, at) for serial, _stream, cursor, at in await outbox.cursors()}
+        cursors = {
+            serial: (cursor if session is None else f"{cursor} in session {session}", at)
+            for serial, _stream, cursor, at, session in await outbox.cursors()
+        }
         table = Table("device", "kind", "address", "sync cursor", "last sync", "last contact")
         for serial, address, kind, contact in await outbox.contacts():
             cursor, synced = cursors.get(serial, (None, None))

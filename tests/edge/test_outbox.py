@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import sqlite3
 from pathlib import Path
 
+from rich.console import Console
+
 from edge.outbox import Outbox
+from edge.status import print_status
 
 
 async def test_records_and_cursor_commit_together_and_survive_reopen(tmp_path: Path) -> None:
@@ -87,3 +91,20 @@ async def test_an_older_outbox_gains_the_session_column_and_keeps_its_cursor(
     async with Outbox(path) as box:  # reopening migrates nothing twice
         assert await box.cursor_state("CGM1", "records") == (5, "S2")
         assert await box.cursor("CGM1", "records") == 5
+
+
+async def test_status_shows_each_cursor_with_its_session(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    async with Outbox(path) as box:
+        await box.record_contact("CGM1", "F1:00:00:00:00:01", "cgm")
+        await box.put(
+            "CGM1", [("k1", "{}")], stream="records", cursor=35, session="2026-03-01T08:30:00"
+        )
+        await box.record_contact("BG1", "F1:00:00:00:00:02", "glucose_meter")
+        await box.put("BG1", [("k2", "{}")], stream="records", cursor=7)
+    out = io.StringIO()
+    await print_status(path, Console(file=out, width=200))
+    text = out.getvalue()
+    assert "2 readings waiting" in text
+    assert "35 in session 2026-03-01T08:30:00" in text
+    assert " 7 " in text and "7 in session" not in text
