@@ -24,6 +24,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Plausible entry times: a `date` outside is a unit mistake (seconds, microseconds).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+_EARLIEST_MS = (EARLIEST - EPOCH) // timedelta(milliseconds=1)
+_LATEST_MS = (LATEST - EPOCH) // timedelta(milliseconds=1)
 # Dexcom-style error codes travel as sgv values below 39 (39 itself is "LOW", a real
 # value clamped at the sensor's floor); Nightscout draws them as errors, never as glucose.
 SGV_ERROR_CODE_BELOW = 39.0
@@ -95,11 +97,12 @@ def _time_ms(e: _Entry) -> int:
             raise EntryError(f"dateString {e.dateString!r} is not ISO 8601") from None
         if dt.tzinfo is None:
             raise EntryError(f"dateString {e.dateString!r} has no UTC offset")
-        ms = math.floor((dt - EPOCH).total_seconds() * 1000)
-    at = EPOCH + timedelta(milliseconds=ms)
-    if not EARLIEST <= at < LATEST:
-        hint = " (seconds instead of milliseconds?)" if at < EARLIEST else ""
-        raise EntryError(f"date {ms} is {at.date().isoformat()}, not a plausible time{hint}")
+        ms = (dt - EPOCH) // timedelta(milliseconds=1)
+    if not _EARLIEST_MS <= ms < _LATEST_MS:
+        hint = " (seconds instead of milliseconds?)" if ms < _EARLIEST_MS else ""
+        raise EntryError(
+            f"date {ms} is not a plausible time (not in {EARLIEST.year}..{LATEST.year}){hint}"
+        )
     return ms
 
 

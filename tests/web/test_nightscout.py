@@ -404,3 +404,41 @@ async def _audit_rows(registry: Registry) -> list[Any]:
 
     async with registry.session() as s:
         return list((await s.scalars(select(AuditRow))).all())
+
+
+async def test_broker_down_gets_503_then_uploads_resume(
+    site: Site, mosquitto: MosquittoServer
+) -> None:
+    assert (await site.post("xdrip", xdrip_body()[:1])).status_code == 200  # connected
+    await until(lambda: site.ingester.stats.messages == 1, what="first message ingested")
+    await asyncio.to_thread(mosquitto.stop)  # waits for the process: off the event loop
+    resp = await site.post("xdrip", xdrip_body()[1:3])
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "60"
+    await asyncio.to_thread(mosquitto.start)  # same port; the publisher reconnects on use
+    await until(lambda: site.ingester.receiver.connected, what="ingester reconnected")
+    assert (await site.post("xdrip", xdrip_body()[1:3])).status_code == 200
+    await until(lambda: site.ingester.stats.messages == 2, what="retried message ingested")
+    assert [r.mg_dl for r in await stored_of(site.store, "NS-XDRIP")] == [120.0, 118.0, 115.0]
+
+
+async def test_a_publish_the_broker_acl_refuses_gets_503(
+    make_mosquitto: Callable[..., MosquittoServer],
+    writer: tuple[SqliteStore, Registry],
+    make_web: Callable[..., Any],
+) -> None:
+    """MQTT v5 answers a denied publish with PUBACK 0x87; that is not a stored upload."""
+    broker = make_mosquitto(start=False)
+    acl = broker.write_file("acl", "topic read diatabase/#\n")  # anonymous: read only
+    broker.extra_config = f"acl_file {acl}"
+    broker.start()
+    _, registry = writer
+    secret = await registry.add_uploader("phone", hub_id="ns-phone", serial="NS-PHONE")
+    web = await make_web(mqtt=broker.url)
+    async with httpx.AsyncClient(base_url=web.url) as c:
+        resp = await c.post(
+            "/api/v1/entries",
+            json=loop_body(),
+            headers={"api-secret": api_secret_header(secret)},
+        )
+    assert resp.status_code == 503
+    assert "0x87" in resp.json()["message"]
