@@ -211,8 +211,6 @@ class NightscoutApi:
         spec = request.path_params["spec"].removesuffix(".json")
         if spec not in {"sgv", "mbg", "current"}:
             return _error(404, f"entries/{spec} is not served here (sgv, mbg, current)")
-        if request.method == "POST":
-            return _error(405, "POST to /api/v1/entries")
         return await self._read(request, "mbg" if spec == "mbg" else "sgv", spec == "current")
 
     async def entries(self, request: Request) -> Response:
