@@ -442,3 +442,19 @@ async def test_a_publish_the_broker_acl_refuses_gets_503(
         )
     assert resp.status_code == 503
     assert "0x87" in resp.json()["message"]
+
+
+async def test_an_unassigned_uploader_is_parked_then_linked(site: Site) -> None:
+    secret = await site.registry.add_uploader("late", hub_id="ns-late", serial="NS-LATE")
+    site.secrets["late"] = secret
+    assert (await site.post("late", loop_body())).status_code == 200
+    await until(lambda: site.ingester.stats.parked == 3, what="3 readings parked")
+    assert await site.registry.parked_count() == 3
+    assert (await site.get("/api/v1/entries.json", "late")).json() == []  # no patient yet
+
+    await site.registry.add_patient("P-LATE")
+    await site.registry.assign("NS-LATE", "P-LATE", NOW - timedelta(hours=1))
+    await until(lambda: site.ingester.stats.relinked == 3, what="3 readings relinked")
+    assert {r.patient_id for r in await stored_of(site.store, "NS-LATE")} == {"P-LATE"}
+    got = (await site.get("/api/v1/entries/sgv.json?count=10", "late")).json()
+    assert [e["sgv"] for e in got] == [50, 66, 80]
