@@ -17,6 +17,7 @@ from gateway.contract.v1 import reading_key
 
 # Meters are polled every 15 simulated minutes (never more often than twice a second).
 METER_POLL_SIM = timedelta(minutes=15)
+METER_HISTORY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,9 @@ class DemoDevices:
                 f"BG-{i + 1:04d}",
                 seed=100 + i,
                 unit="kg/L" if i % 2 == 0 else "mol/L",
-                history=self.history,
+                # A meter keeps weeks of fingersticks; a day of them means the demo (and
+                # its test) shows meter readings whatever the time of day it starts at.
+                history=max(self.history, METER_HISTORY),
                 clock_error=timedelta(minutes=7 * i),  # some meters' clocks are off
             )
             self.devices.append(DemoDevice(patient, cgm.serial, "cgm", cgm.address, poll))
