@@ -95,6 +95,31 @@ def patient_list(config: ConfigOpt = None, registry: RegistryOpt = None) -> None
     console.print(table)
 
 
+@patient_app.command("thresholds")
+def patient_thresholds(
+    patient_id: str,
+    low: Annotated[
+        float | None, typer.Option(min=40, max=150, help="low alert below this, mg/dL")
+    ] = None,
+    high: Annotated[
+        float | None, typer.Option(min=120, max=500, help="high alert above this, mg/dL")
+    ] = None,
+    config: ConfigOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Set a patient's low and high alert thresholds (omitted: the defaults, 70 and 250)."""
+    if low is not None and high is not None and low >= high:
+        raise fail(f"--low {low:g} must be below --high {high:g}")
+    _with_registry(
+        config, registry, lambda r: r.set_thresholds(patient_id, low_mg_dl=low, high_mg_dl=high)
+    )
+    shown = [
+        f"{n} {v:g} mg/dL" if v is not None else f"{n} default"
+        for n, v in (("low", low), ("high", high))
+    ]
+    console.print(f"patient {patient_id}: {', '.join(shown)}")
+
+
 @hub_app.command("add")
 def hub_add(
     hub_id: str,

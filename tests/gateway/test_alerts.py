@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from gateway.alerts import AlertConfig, AlertEngine
+from gateway.cli.admin import registry_app
 from gateway.contract.urls import StoreUrl
 from gateway.registry.service import Registry
 from gateway.store.base import StoredReading
@@ -217,3 +219,24 @@ async def test_device_alert_clears_when_the_same_device_reports_without_it(
     engine = AlertEngine(registry, clock=lambda: NOW)
     await engine.on_stored([reading(0, 100)])
     assert await kinds(registry) == []
+
+
+def test_thresholds_cli_sets_what_the_engine_uses(tmp_path: Path) -> None:
+    reg = ["--registry", f"sqlite:///{tmp_path}/cli.db"]
+    runner = CliRunner()
+    assert runner.invoke(registry_app, ["patient", "add", "P-9", *reg]).exit_code == 0
+    out = runner.invoke(registry_app, ["patient", "thresholds", "P-9", "--high", "180", *reg])
+    assert out.exit_code == 0, out.output
+    assert "high 180 mg/dL" in out.output
+    args = ["patient", "thresholds", "P-9", "--low", "150", "--high", "130", *reg]
+    bad = runner.invoke(registry_app, args)
+    assert bad.exit_code == 2 and "must be below" in bad.output
+    unknown = runner.invoke(registry_app, ["patient", "thresholds", "P-X", "--low", "80", *reg])
+    assert unknown.exit_code == 2 and "P-X" in unknown.output
+
+    async def check() -> tuple[float | None, float | None]:
+        async with Registry(StoreUrl.parse(f"sqlite:///{tmp_path}/cli.db")) as r:
+            await r.refresh(force=True)
+            return r.thresholds("P-9")
+
+    assert asyncio.run(check()) == (None, 180.0)
