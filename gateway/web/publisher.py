@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import secrets
 import ssl
 from pathlib import Path
 from typing import Any
-
-import aiomqtt
 
 from gateway.contract.urls import MqttUrl
 
@@ -36,31 +35,37 @@ class PublishRefusedError(PublishError):
         super().__init__(f"broker refused the publish: reason code 0x{code:02X}")
 
 
-class _AckClient(aiomqtt.Client):
-    """aiomqtt treats every PUBACK as success; keep the reason code of each one (by the
-    message id paho assigned, captured per task so concurrent publishes do not mix)."""
+@functools.cache
+def _ack_client_class() -> type[Any]:
+    """An aiomqtt client class that keeps each PUBACK's reason code (aiomqtt treats every
+    PUBACK as success), by the message id paho assigned, captured per task so concurrent
+    publishes do not mix. Built on first use: ``serve`` without MQTT imports no client."""
+    import aiomqtt
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.refused: dict[int, int] = {}
-        paho_publish = self._client.publish
+    class AckClient(aiomqtt.Client):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.refused: dict[int, int] = {}
+            paho_publish = self._client.publish
 
-        def publish(*a: Any, **kw: Any) -> Any:
-            info = paho_publish(*a, **kw)
-            holder = _mids.get(None)
-            if holder is not None:
-                holder.append(info.mid)
-            return info
+            def publish(*a: Any, **kw: Any) -> Any:
+                info = paho_publish(*a, **kw)
+                holder = _mids.get(None)
+                if holder is not None:
+                    holder.append(info.mid)
+                return info
 
-        self._client.publish = publish  # type: ignore[method-assign]
+            self._client.publish = publish  # type: ignore[method-assign]
 
-    def _on_publish(
-        self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any
-    ) -> None:
-        code = getattr(reason_code, "value", 0) or 0
-        if code >= 0x80:
-            self.refused[mid] = code
-        super()._on_publish(client, userdata, mid, reason_code, properties)
+        def _on_publish(
+            self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any
+        ) -> None:
+            code = getattr(reason_code, "value", 0) or 0
+            if code >= 0x80:
+                self.refused[mid] = code
+            super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    return AckClient
 
 
 class ReadingsPublisher:
@@ -79,7 +84,7 @@ class ReadingsPublisher:
         self.client_id = f"{client_id[:40]}-ns-{secrets.token_hex(4)}"
         self.ca_file, self.cert_file, self.key_file = ca_file, cert_file, key_file
         self.timeout_s = timeout_s
-        self._client: _AckClient | None = None
+        self._client: Any = None  # the AckClient while connected
         self._lock = asyncio.Lock()
 
     def _tls(self) -> ssl.SSLContext | None:
@@ -90,10 +95,12 @@ class ReadingsPublisher:
             ctx.load_cert_chain(str(self.cert_file), str(self.key_file) if self.key_file else None)
         return ctx
 
-    async def _connected(self) -> _AckClient:
+    async def _connected(self) -> Any:
+        import aiomqtt
+
         async with self._lock:
             if self._client is None:
-                client = _AckClient(
+                client = _ack_client_class()(
                     self.url.host,
                     self.url.port,
                     username=self.url.username,
@@ -108,7 +115,7 @@ class ReadingsPublisher:
                 log.info("nightscout publisher: connected to %s", self.url)
             return self._client
 
-    async def _drop(self, client: _AckClient) -> None:
+    async def _drop(self, client: Any) -> None:
         async with self._lock:
             if self._client is client:
                 self._client = None
@@ -120,9 +127,11 @@ class ReadingsPublisher:
 
         A connection that was already open may have died unnoticed: that case reconnects
         and publishes once more (a message published twice is stored once downstream)."""
+        import aiomqtt
+
         for attempt in (1, 2):
             reused = self._client is not None
-            client: _AckClient | None = None
+            client: Any = None
             holder: list[int] = []
             try:
                 client = await self._connected()
