@@ -14,9 +14,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.contract.v1 import DeviceInfo, Reading, reading_key
 
@@ -55,7 +62,7 @@ class _Entry(BaseModel):
     unfiltered: float | None = None
     rssi: float | None = None
     delta: float | None = None
-    trend: int | str | None = None
+    trend: int | Annotated[str, Field(max_length=16)] | None = None
     trendRate: float | None = None
     utcOffset: float | None = None
     identifier: str | None = Field(default=None, max_length=64)
@@ -63,6 +70,14 @@ class _Entry(BaseModel):
     app: str | None = Field(default=None, max_length=32)
     isValid: bool | None = None
     isCalibration: bool | None = None
+
+    @field_validator("date", "sgv", "mbg", mode="before")
+    @classmethod
+    def _not_bool(cls, v: object) -> object:
+        # lax float parsing would read true as 1 mg/dL (or 1 ms)
+        if isinstance(v, bool):
+            raise ValueError("must be a number, not true/false")
+        return v
 
     @model_validator(mode="after")
     def _has_value(self) -> _Entry:

@@ -47,6 +47,8 @@ def test_accepted_entries(raw: dict[str, object], expected: tuple[object, ...]) 
         ({"type": "sgv", "date": AT_MS}, "sgv entry without its sgv value"),
         ({"sgv": "high", "date": AT_MS}, "sgv:"),
         ({"sgv": float("nan"), "date": AT_MS}, "sgv:"),
+        ({"sgv": True, "date": AT_MS}, "not true/false"),
+        ({"sgv": 120, "date": AT_MS, "trend": "x" * 20}, "trend"),
         ({"sgv": -1, "date": AT_MS}, "outside 0..1000"),
         ({"sgv": 1200, "date": AT_MS}, "outside 0..1000"),
         ({"sgv": 6.5, "date": AT_MS, "units": "mmol"}, "mg/dL only"),
