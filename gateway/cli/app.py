@@ -18,6 +18,7 @@ from gateway import __version__
 from gateway.cli.admin import quarantine_app, registry_app
 from gateway.cli.config import fail, load_settings, run_async
 from gateway.cli.export import export_app
+from gateway.cli.loadgen import loadgen
 from gateway.cli.pki import pki_app
 from gateway.cli.web import report_app, serve
 
@@ -36,6 +37,7 @@ app.add_typer(pki_app, name="pki")
 app.add_typer(report_app, name="report")
 app.add_typer(export_app, name="export")
 app.command()(serve)
+app.command()(loadgen)
 console = Console()
 
 ConfigOpt = Annotated[
