@@ -216,10 +216,7 @@ class NightscoutApi:
     async def entries(self, request: Request) -> Response:
         if request.method == "POST":
             return await self._upload(request)
-        kind = request.query_params.get("find[type]")
-        if kind not in {None, "sgv", "mbg"}:
-            return JSONResponse([])
-        return await self._read(request, kind, False)
+        return await self._read(request, request.query_params.get("find[type]"), False)
 
     async def _read(self, request: Request, kind: str | None, current: bool) -> Response:
         uploader = await self._uploader(request)
@@ -229,6 +226,8 @@ class NightscoutApi:
             window = _query_window(request)
         except (ValueError, OverflowError, OSError) as err:
             return _error(400, f"bad query: {err}")
+        if kind not in {None, "sgv", "mbg"}:
+            return JSONResponse([])  # cal and the rest are not stored
         count = 1 if current else window.count
         now = datetime.now(UTC)
         await self.registry.refresh()

@@ -309,7 +309,8 @@ async def test_wrong_secret_gets_401_and_nothing_is_stored(site: Site) -> None:
             for path in ("/api/v1/entries", "/api/v1/entries.json"):
                 resp = await c.post(path, json=body, headers=headers)
                 assert resp.status_code == 401, (headers, path)
-            assert (await c.get("/api/v1/entries/sgv.json", headers=headers)).status_code == 401
+            for path in ("/api/v1/entries/sgv.json", "/api/v1/entries.json?find[type]=cal"):
+                assert (await c.get(path, headers=headers)).status_code == 401
             assert (await c.get("/api/v1/status.json", headers=headers)).status_code == 401
     assert await site.registry.revoke_uploader("loop")
     assert (await site.post("loop", body)).status_code == 401
