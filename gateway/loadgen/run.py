@@ -24,7 +24,7 @@ from typing import Any, Literal
 from gateway.contract.signing import Signer
 from gateway.contract.urls import MqttUrl, StoreUrl
 from gateway.contract.v1 import MAX_READINGS_PER_BATCH, ReadingsBatch
-from gateway.loadgen.publish import NO_MATCHING_SUBSCRIBERS, HubPublisher
+from gateway.loadgen.publish import MAX_WINDOW, NO_MATCHING_SUBSCRIBERS, HubPublisher
 from gateway.loadgen.readback import Percentiles, ReadBack, poll_until
 from gateway.loadgen.register import register
 from gateway.loadgen.synth import BatchFactory, PendingReading, SimHub, envelope, make_hubs
@@ -66,6 +66,8 @@ class LoadgenConfig:
             raise LoadgenError("--hubs and --devices-per-hub must be >= 1")
         if self.rate <= 0 or self.duration_s <= 0:
             raise LoadgenError("--rate and --duration must be > 0")
+        if not 1 <= self.window <= MAX_WINDOW:
+            raise LoadgenError(f"--window must be 1..{MAX_WINDOW} (MQTT packet ids are 16-bit)")
         if not 0.0 <= self.backfill_fraction <= 1.0:
             raise LoadgenError("--backfill-fraction must be within 0..1")
         for name, n in (
