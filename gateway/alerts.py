@@ -219,13 +219,7 @@ class AlertEngine:
                 await self._announce(patient, row, "cleared")
 
     async def _announce(self, patient: str, row: AlertRow, change: str) -> None:
-        open_alerts = await self.registry.open_alerts(patient)
-        body = {
-            "patient": patient,
-            "changed": {"id": row.id, "kind": row.kind, "change": change},
-            "open": [alert_json(a) for a in open_alerts],
-        }
-        payload = json.dumps(body).encode()
+        payload = await alert_state(self.registry, patient, row, change)
         if self.publish is not None:
             self.publish(ALERT_TOPIC.format(patient=patient), payload, True)
         if self.config.webhook_url:
@@ -274,6 +268,18 @@ class WebhookStats:
     retries: int = 0
     failed: int = 0  # given up after every attempt
     dropped: int = 0  # the queue was full
+
+
+async def alert_state(registry: Registry, patient: str, row: AlertRow, change: str) -> bytes:
+    """The retained message of ``ALERT_TOPIC``: what changed and every open alert now.
+    ``change``: started, cleared or acknowledged."""
+    open_alerts = await registry.open_alerts(patient)
+    body = {
+        "patient": patient,
+        "changed": {"id": row.id, "kind": row.kind, "change": change},
+        "open": [alert_json(a) for a in open_alerts],
+    }
+    return json.dumps(body).encode()
 
 
 def _aware(t: datetime) -> datetime:

@@ -38,6 +38,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from gateway.alerts import ALERT_TOPIC, alert_state
 from gateway.contract.urls import MqttUrl, MqttUrlField, StoreUrl, StoreUrlField
 from gateway.registry.service import Registry
 from gateway.report import as_json, load_agp
@@ -46,7 +47,7 @@ from gateway.store.base import QueryStore
 from gateway.web import clinic, ops, patient
 from gateway.web.html import UNITS_COOKIE, Units, nav_links, page, unit_toggle, units_of
 from gateway.web.nightscout import NightscoutApi
-from gateway.web.publisher import ReadingsPublisher
+from gateway.web.publisher import PublishError, ReadingsPublisher
 from gateway.web.sse import LiveFeed, sse_event, sse_stream
 
 log = logging.getLogger(__name__)
@@ -224,6 +225,17 @@ def create_app(
                 if wants_json
                 else PlainTextResponse(msg["error"], 404)
             )
+        if publisher is not None:
+            # The retained alert state is what pagers and other clinics' screens watch.
+            # The registry holds the acknowledgement either way; a broker that is down
+            # only delays it there until the patient's next alert change.
+            payload = await alert_state(registry, row.patient_id, row, "acknowledged")
+            try:
+                await publisher.publish(
+                    ALERT_TOPIC.format(patient=row.patient_id), payload, retain=True
+                )
+            except PublishError as err:
+                log.warning("alert %s acknowledged; not republished: %s", row.id, err)
         if wants_json:
             return JSONResponse(
                 {

@@ -1,4 +1,5 @@
-"""QoS 1 publishing from the web app (the Nightscout upload API), PUBACK checked.
+"""QoS 1 publishing from the web app (Nightscout uploads, acknowledged alerts), PUBACK
+checked.
 
 One MQTT v5 connection, opened on first use and dropped on any error (the next publish
 reconnects). A publish returns only after the broker's PUBACK; a PUBACK with a failure
@@ -122,7 +123,7 @@ class ReadingsPublisher:
         with contextlib.suppress(Exception):
             await client.__aexit__(None, None, None)
 
-    async def publish(self, topic: str, payload: bytes) -> None:
+    async def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         """Publish QoS 1 and return after a success PUBACK; raises PublishError.
 
         A connection that was already open may have died unnoticed: that case reconnects
@@ -137,7 +138,9 @@ class ReadingsPublisher:
                 client = await self._connected()
                 token = _mids.set(holder)
                 try:
-                    await client.publish(topic, payload, qos=1, timeout=self.timeout_s)
+                    await client.publish(
+                        topic, payload, qos=1, retain=retain, timeout=self.timeout_s
+                    )
                 finally:
                     _mids.reset(token)
             except aiomqtt.MqttError as err:

@@ -154,3 +154,19 @@ def test_session_takeover_by_client_id_leaks_nothing_but_loses_the_queue(  # typ
     assert hub.publish(topic_readings("hub-2"), b"after") < FAILURE
     back.wait_for(lambda: b"after" in back.payloads(), what="a reading published afterwards")
     assert back.payloads() == [b"after"]  # the 20 queued readings were lost to the thief
+
+
+def test_web_identity_reads_status_writes_uploads_and_alerts(clients) -> None:  # type: ignore[no-untyped-def]
+    web = clients("service", "svc-web")
+    assert web.subscribe(topic_status("+")) == [1]
+    web.subscribe(topic_readings("+"))  # granted or not, nothing may arrive
+    hub = clients("hub", "hub-1")
+    assert hub.publish(topic_readings("hub-1"), b"private") < FAILURE
+    assert hub.publish(topic_status("hub-1"), b"s", retain=True) < FAILURE
+    web.wait_for(lambda: len(web.messages) >= 1, what="hub status")
+    assert web.publish(topic_readings("ns-uploads"), b"upload") < FAILURE
+    assert web.publish("diatabase/v1/alerts/P-1", b"acked", retain=True) < FAILURE
+    for forbidden in (topic_status("hub-1"), topic_events("hub-1"), QUARANTINE):
+        assert web.publish(forbidden, b"x") == NOT_AUTHORIZED, forbidden
+    assert hub.publish(topic_events("hub-1"), b"barrier") < FAILURE
+    assert {m.topic for m in web.messages} == {topic_status("hub-1")}

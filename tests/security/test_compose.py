@@ -48,6 +48,7 @@ def pki_files(tmp_path: Path) -> set[str]:
     pki.issue(tmp_path, "server", "mosquitto", dns=["localhost"], ips=["127.0.0.1"])
     pki.issue(tmp_path, "service", "svc-ingest")
     pki.issue(tmp_path, "service", "svc-health")
+    pki.issue(tmp_path, "service", "svc-web")
     return {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
 
 
@@ -137,6 +138,18 @@ def test_ingest_replicas_share_a_group_with_their_own_client_ids() -> None:
             assert env[var] in targets, f"{name}: {var} points at nothing mounted"
         assert argv[argv.index("--mqtt") + 1].startswith("mqtts://")
     assert len(ids) == 2 and groups == {"ingest"}
+
+
+def test_web_connects_to_the_broker_as_its_own_identity() -> None:
+    web = SERVICES["web"]
+    argv, env = web["command"], web["environment"]
+    assert argv[argv.index("--mqtt") + 1].startswith("mqtts://")
+    sources = dict((t, s) for s, t in mounts(web))
+    for var in ("DIATABASE_CA_FILE", "DIATABASE_CERT_FILE", "DIATABASE_KEY_FILE"):
+        assert env[var] in sources, f"web: {var} points at nothing mounted"
+    assert sources[env["DIATABASE_CERT_FILE"]].endswith("/services/svc-web.crt")
+    acl = (DEPLOY / "mosquitto" / "acl").read_text()
+    assert "user svc-web" in acl
 
 
 def test_every_service_is_health_checked_and_waits_for_healthy_dependencies() -> None:
