@@ -10,7 +10,6 @@ health; the Last Will replaces it with ``online: false`` when the hub vanishes.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import logging
 import ssl
@@ -18,7 +17,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -34,6 +32,7 @@ from gateway.contract.v1 import (
     topic_readings,
     topic_status,
 )
+from gateway.puback import AckCheckingClient, PublishRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -70,73 +69,6 @@ class PublisherStats:
     refused: int = 0  # batches the broker answered with a failure reason code
 
 
-class PublishRefusedError(aiomqtt.MqttError):
-    """The broker acknowledged a publish with a failure reason (e.g. 0x87 not authorised)."""
-
-    def __init__(self, code: int) -> None:
-        self.code = code
-        super().__init__(f"broker refused the publish: reason code 0x{code:02X}")
-
-
-NO_MATCHING_SUBSCRIBERS = 0x10
-_publish_mid: contextvars.ContextVar[list[int]] = contextvars.ContextVar("publish_mid")
-
-
-class _AckCheckingClient(aiomqtt.Client):
-    """aiomqtt client that keeps each PUBACK's reason code.
-
-    An MQTT v5 broker answers a refused QoS 1 publish (an ACL denial: 0x87) with a PUBACK,
-    which aiomqtt treats as success; deleting the outbox rows then would lose readings.
-    paho reports the reason code to ``on_publish``; the mid of each publish is captured
-    per task when aiomqtt calls paho, so concurrent publishes cannot mix them up.
-    """
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.refused: dict[int, int] = {}
-        paho_publish = self._client.publish
-
-        def publish(*a: object, **kw: object) -> object:
-            info = paho_publish(*a, **kw)  # type: ignore[arg-type]
-            holder = _publish_mid.get(None)
-            if holder is not None:
-                holder.append(info.mid)
-            return info
-
-        self._client.publish = publish  # type: ignore[method-assign,assignment]
-
-    def _on_publish(
-        self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any
-    ) -> None:
-        code = getattr(reason_code, "value", 0) or 0
-        if code >= 0x80:
-            self.refused[mid] = code
-        super()._on_publish(client, userdata, mid, reason_code, properties)
-
-    async def publish_checked(
-        self,
-        topic: str,
-        payload: bytes,
-        *,
-        qos: int,
-        retain: bool = False,
-        timeout: float | None = None,  # noqa: ASYNC109 - passed through to aiomqtt's own
-        unheard_ok: bool = False,
-    ) -> None:
-        """Publish and raise PublishRefusedError on a failure PUBACK; ``unheard_ok`` accepts
-        "no matching subscribers" (a retained status nobody listens to yet is fine)."""
-        holder: list[int] = []
-        token = _publish_mid.set(holder)
-        try:
-            await self.publish(topic, payload, qos=qos, retain=retain, timeout=timeout)
-        finally:
-            _publish_mid.reset(token)
-        for mid in holder:
-            code = self.refused.pop(mid, None)
-            if code is not None and not (unheard_ok and code == NO_MATCHING_SUBSCRIBERS):
-                raise PublishRefusedError(code)
-
-
 StatusProvider = Callable[[], Awaitable[HubStatus]]
 
 
@@ -161,7 +93,7 @@ class Publisher:
             ctx.load_cert_chain(self.config.cert_file, self.config.key_file)
         return ctx
 
-    def _client(self) -> _AckCheckingClient:
+    def _client(self) -> AckCheckingClient:
         cfg = self.config
         offline = HubStatus(hub_id=cfg.hub_id, online=False).model_dump_json(by_alias=True)
         will = aiomqtt.Will(topic_status(cfg.hub_id), offline, qos=1, retain=True)
@@ -179,13 +111,13 @@ class Publisher:
         if self._v5:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = cfg.session_expiry_s
-            return _AckCheckingClient(
+            return AckCheckingClient(
                 protocol=aiomqtt.ProtocolVersion.V5,
                 clean_start=False,
                 properties=props,
                 **common,  # type: ignore[arg-type]
             )
-        return _AckCheckingClient(
+        return AckCheckingClient(
             protocol=aiomqtt.ProtocolVersion.V311,
             clean_session=False,
             **common,  # type: ignore[arg-type]
@@ -240,7 +172,7 @@ class Publisher:
         log.debug("mqtt still failing: %s", err)
         return since
 
-    async def _session(self, client: _AckCheckingClient) -> None:
+    async def _session(self, client: AckCheckingClient) -> None:
         await self.publish_status(client)
         try:
             await self._pump(client)
@@ -248,7 +180,7 @@ class Publisher:
             # A broken connection fails every task at once: surface one cause.
             raise group.exceptions[0] from None
 
-    async def _pump(self, client: _AckCheckingClient) -> None:
+    async def _pump(self, client: AckCheckingClient) -> None:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._status_loop(client))
             slots = asyncio.Semaphore(self.config.max_in_flight)
@@ -276,7 +208,7 @@ class Publisher:
         return batch
 
     async def _publish_batch(
-        self, client: _AckCheckingClient, rows: list[OutboxRow], slots: asyncio.Semaphore
+        self, client: AckCheckingClient, rows: list[OutboxRow], slots: asyncio.Semaphore
     ) -> None:
         try:
             payload = encode_batch(self.config.hub_id, rows, self.signer)
@@ -293,12 +225,12 @@ class Publisher:
             self._in_flight.difference_update(r.id for r in rows)
             slots.release()
 
-    async def _status_loop(self, client: _AckCheckingClient, every_s: float = 30.0) -> None:
+    async def _status_loop(self, client: AckCheckingClient, every_s: float = 30.0) -> None:
         while True:
             await asyncio.sleep(every_s)
             await self.publish_status(client)
 
-    async def publish_status(self, client: _AckCheckingClient) -> None:
+    async def publish_status(self, client: AckCheckingClient) -> None:
         status = await self.status()
         await client.publish_checked(
             topic_status(self.config.hub_id),

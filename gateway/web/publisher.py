@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import functools
 import logging
 import secrets
 import ssl
@@ -23,50 +21,9 @@ from gateway.contract.urls import MqttUrl
 
 log = logging.getLogger(__name__)
 
-_mids: contextvars.ContextVar[list[int]] = contextvars.ContextVar("nightscout_publish_mids")
-
 
 class PublishError(Exception):
     """The broker did not durably take the message; nothing may be acknowledged upstream."""
-
-
-class PublishRefusedError(PublishError):
-    def __init__(self, code: int) -> None:
-        self.code = code
-        super().__init__(f"broker refused the publish: reason code 0x{code:02X}")
-
-
-@functools.cache
-def _ack_client_class() -> type[Any]:
-    """An aiomqtt client class that keeps each PUBACK's reason code (aiomqtt treats every
-    PUBACK as success), by the message id paho assigned, captured per task so concurrent
-    publishes do not mix. Built on first use: ``serve`` without MQTT imports no client."""
-    import aiomqtt
-
-    class AckClient(aiomqtt.Client):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.refused: dict[int, int] = {}
-            paho_publish = self._client.publish
-
-            def publish(*a: Any, **kw: Any) -> Any:
-                info = paho_publish(*a, **kw)
-                holder = _mids.get(None)
-                if holder is not None:
-                    holder.append(info.mid)
-                return info
-
-            self._client.publish = publish  # type: ignore[method-assign]
-
-        def _on_publish(
-            self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any
-        ) -> None:
-            code = getattr(reason_code, "value", 0) or 0
-            if code >= 0x80:
-                self.refused[mid] = code
-            super()._on_publish(client, userdata, mid, reason_code, properties)
-
-    return AckClient
 
 
 class ReadingsPublisher:
@@ -101,7 +58,9 @@ class ReadingsPublisher:
 
         async with self._lock:
             if self._client is None:
-                client = _ack_client_class()(
+                from gateway.puback import AckCheckingClient  # serve without MQTT: no client
+
+                client = AckCheckingClient(
                     self.url.host,
                     self.url.port,
                     username=self.url.username,
@@ -130,19 +89,18 @@ class ReadingsPublisher:
         and publishes once more (a message published twice is stored once downstream)."""
         import aiomqtt
 
+        from gateway.puback import PublishRefusedError
+
         for attempt in (1, 2):
             reused = self._client is not None
             client: Any = None
-            holder: list[int] = []
             try:
                 client = await self._connected()
-                token = _mids.set(holder)
-                try:
-                    await client.publish(
-                        topic, payload, qos=1, retain=retain, timeout=self.timeout_s
-                    )
-                finally:
-                    _mids.reset(token)
+                await client.publish_checked(
+                    topic, payload, qos=1, retain=retain, timeout=self.timeout_s, unheard_ok=retain
+                )
+            except PublishRefusedError as err:
+                raise PublishError(str(err)) from err
             except aiomqtt.MqttError as err:
                 if client is not None:
                     await self._drop(client)
@@ -150,10 +108,6 @@ class ReadingsPublisher:
                     continue
                 log.warning("nightscout publisher: %s (%s)", err, self.url)
                 raise PublishError(f"broker unavailable: {err}") from err
-            for mid in holder:
-                code = client.refused.pop(mid, None)
-                if code is not None:
-                    raise PublishRefusedError(code)
             return
 
     async def close(self) -> None:
