@@ -151,10 +151,14 @@ class Replicas:
         try:
             wait_for(all_connected, "replicas connected", every=0.01)
         except TimeoutError as err:
+            self.stop()  # never leave a replica behind
             logs = "".join(
                 (self.logdir / f"ingest-{i}.log").read_text()[-1500:] for i in range(1, self.n + 1)
             )
             raise RuntimeError(f"{err}\n{logs}\n{self.broker.log_tail(30)}") from None
+        except BaseException:
+            self.stop()
+            raise
 
     def release(self) -> None:
         for p in self.procs:
@@ -209,13 +213,15 @@ def measure(
             capture_output=True,
         )
         replicas.start(freeze=False)
-        wait_for(
-            lambda: all(
-                f"ingest-{i} 1 $share/{GROUP}/" in broker.log_text() for i in range(1, n + 1)
-            ),
-            "shared subscriptions",
-        )
-        replicas.stop()
+        try:
+            wait_for(
+                lambda: all(
+                    f"ingest-{i} 1 $share/{GROUP}/" in broker.log_text() for i in range(1, n + 1)
+                ),
+                "shared subscriptions",
+            )
+        finally:
+            replicas.stop()
         # 2. the backlog, published while every member is offline
         rate = 200_000.0
         broker_cpu0 = cpu_s(broker.pid)
