@@ -150,6 +150,8 @@ def test_web_connects_to_the_broker_as_its_own_identity() -> None:
     assert sources[env["DIATABASE_CERT_FILE"]].endswith("/services/svc-web.crt")
     acl = (DEPLOY / "mosquitto" / "acl").read_text()
     assert "user svc-web" in acl
+    # reachable through the published port: not bound to the container's own loopback
+    assert argv[argv.index("--host") + 1] == "0.0.0.0"
 
 
 def test_every_service_is_health_checked_and_waits_for_healthy_dependencies() -> None:
