@@ -78,6 +78,7 @@ class Ingester:
         self.stats = IngestStats()
         self.metrics = metrics or IngestMetrics()
         self.receiver = MqttReceiver(receiver, self._on_delivery, self._on_connection)
+        self.metrics.unacked = lambda: max(0, self.receiver.unacked)
         self.alerts = AlertEngine(
             registry, lambda t, p, r: self.receiver.publish(t, p, qos=1, retain=r), alerts
         )
@@ -97,13 +98,9 @@ class Ingester:
 
     def _on_connection(self, up: bool) -> None:
         self.metrics.connected.set(1 if up else 0)
-        if not up:
-            # Unacked deliveries of the closed connection will be redelivered.
-            self.metrics.in_flight.set(0)
 
     def _on_delivery(self, delivery: Delivery) -> None:
-        self.metrics.messages.inc()
-        self.metrics.in_flight.inc()
+        self.metrics.messages_received += 1
         self._pending.append(delivery)
         self._pending_bytes += len(delivery.payload)
         if (
@@ -193,16 +190,13 @@ class Ingester:
             outcome.quarantined += o.quarantined
             outcome.readings_in += o.readings_in
         await self._write_durably(outcome)
-        for d in batch:
-            if self.receiver.ack(d):
-                self.stats.acked += 1
-            else:
-                self.stats.ack_skipped += 1
+        acked = self.receiver.ack_many(batch)
+        self.stats.acked += acked
+        self.stats.ack_skipped += len(batch) - acked
         self.stats.messages += len(batch)
         self.stats.readings_in += outcome.readings_in
         self.stats.batches += 1
         m = self.metrics
-        m.in_flight.set(max(0, self.receiver.unacked))
         m.batch_messages.observe(len(batch))
         m.readings.inc(outcome.readings_in)
 
