@@ -80,6 +80,8 @@ class AlertEngine:
         self.webhook = WebhookStats()
         # open device episodes: (patient, kind) -> (serial, started); loaded on first use
         self._device_open: dict[tuple[str, str], tuple[str, datetime]] | None = None
+        # open (patient, kind) episodes while a batch is evaluated (None: ask the registry)
+        self._open: set[tuple[str, str]] | None = None
 
     async def close(self) -> None:
         if self._hook_task is not None:
@@ -109,6 +111,16 @@ class AlertEngine:
         self.last_seen[r.patient_id] = r.time
 
     async def on_stored(self, readings: Iterable[StoredReading]) -> None:
+        # The open episodes in one query, so clearing skips the (patient, kind) pairs with
+        # none: one transaction per pair made a batch of 100 patients' current readings
+        # cost 600 transactions, over a second of ingest latency.
+        self._open = {(a.patient_id, a.kind) for a in await self.registry.open_alerts()}
+        try:
+            await self._on_stored(readings)
+        finally:
+            self._open = None
+
+    async def _on_stored(self, readings: Iterable[StoredReading]) -> None:
         newest: dict[str, StoredReading] = {}
         for r in sorted(readings, key=lambda x: x.time):
             if r.mg_dl is not None and r.kind in {"cgm", "bg"}:
@@ -209,10 +221,16 @@ class AlertEngine:
             row = await self.registry.start_alert(
                 patient, kind, severity, at, serial=serial, value_mg_dl=mg, detail=detail
             )
+            if self._open is not None:
+                self._open.add((patient, kind))
             if row is not None:
                 log.warning("alert %s started for %s (%s)", kind, patient, mg)
                 await self._announce(patient, row, "started")
         else:
+            if self._open is not None:
+                if (patient, kind) not in self._open:
+                    return
+                self._open.discard((patient, kind))
             row = await self.registry.clear_alert(patient, kind, at)
             if row is not None:
                 log.info("alert %s cleared for %s", kind, patient)
