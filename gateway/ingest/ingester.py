@@ -88,6 +88,7 @@ class Ingester:
         self._pending: list[Delivery] = []
         self._pending_bytes = 0
         self._wake = asyncio.Event()
+        self._committing: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.listeners: list[asyncio.Queue[list[StoredReading]]] = []
 
@@ -123,7 +124,10 @@ class Ingester:
                 await self._wait_for_batch()
                 await self._flush()
             await self._flush()
+            await self._drain()
         finally:
+            if self._committing is not None:
+                self._committing.cancel()
             relinker.cancel()
             stale.cancel()
             await self.receiver.close()
@@ -158,22 +162,34 @@ class Ingester:
                 break
 
     async def _flush(self) -> None:
+        """Process the pending batch and start its durable write; the previous batch's
+        write runs while this one is processed (one write in flight, acknowledgements in
+        order, each only after its own batch is durable)."""
         if not self._pending:
             return
         batch, self._pending = self._pending, []
         self._pending_bytes = 0
         await self.registry.refresh()
+        outcome = self._process(batch)
+        await self._drain()
+        self._committing = asyncio.create_task(self._commit(batch, outcome), name="commit")
+
+    async def _drain(self) -> None:
+        """Wait for the batch being written (and acknowledged), if any."""
+        task, self._committing = self._committing, None
+        if task is not None:
+            await task
+
+    def _process(self, batch: list[Delivery]) -> Outcome:
         outcome = Outcome()
+        link, hub_of, hub_key = self.registry.link, self.registry.hub_of, self.registry.hub_key
+        pipeline = self.config.pipeline
+        limited = self.limiter.readings_per_s > 0
         for d in batch:
             o = process(
-                d.topic,
-                d.payload,
-                link=self.registry.link,
-                hub_of=self.registry.hub_of,
-                hub_key=self.registry.hub_key,
-                config=self.config.pipeline,
+                d.topic, d.payload, link=link, hub_of=hub_of, hub_key=hub_key, config=pipeline
             )
-            if o.readings_in and not self.limiter.allow(_hub(d.topic), o.readings_in):
+            if limited and o.readings_in and not self.limiter.allow(_hub(d.topic), o.readings_in):
                 o = Outcome(
                     quarantined=[
                         QuarantineEntry(
@@ -186,9 +202,14 @@ class Ingester:
                     ]
                 )
             outcome.stored += o.stored
-            outcome.parked += o.parked
-            outcome.quarantined += o.quarantined
+            if o.parked:
+                outcome.parked += o.parked
+            if o.quarantined:
+                outcome.quarantined += o.quarantined
             outcome.readings_in += o.readings_in
+        return outcome
+
+    async def _commit(self, batch: list[Delivery], outcome: Outcome) -> None:
         await self._write_durably(outcome)
         acked = self.receiver.ack_many(batch)
         self.stats.acked += acked
@@ -236,9 +257,8 @@ class Ingester:
         m.stored.inc(result.written)
         m.duplicates.inc(result.duplicates)
         m.parked.inc(len(outcome.parked))
-        now = datetime.now(UTC)
-        for r in outcome.stored:
-            m.lag.observe(max(0.0, (now - r.time).total_seconds()))
+        now = time.time()
+        m.lag.observe_many([max(0.0, now - r.time.timestamp()) for r in outcome.stored])
         await self._alerts(outcome.stored)
         for q in outcome.quarantined:
             self.stats.quarantined[q.reason] += 1

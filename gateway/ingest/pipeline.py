@@ -129,7 +129,7 @@ def process(
         out.readings_in = len(whole.readings)
         items = _LazyItems(payload)
         for i, r in enumerate(whole.readings):
-            _route(r, lambda i=i: _one(head, items[i]), head, topic, out, link, hub_of)
+            _route(r, items, i, head, topic, out, link, hub_of)
         return out
     try:
         doc = json.loads(payload)
@@ -224,19 +224,21 @@ def _reading(
             )
         )
         return
-    _route(r, lambda: _one(head, item), head, topic, out, link, hub_of)
+    _route(r, (item,), 0, head, topic, out, link, hub_of)
 
 
 def _route(
     r: Reading,
-    raw_of: Callable[[], bytes],
+    items: _LazyItems | tuple[Any, ...],
+    index: int,
     head: _Head,
     topic: str,
     out: Outcome,
     link: LinkFn,
     hub_of: HubOfFn,
 ) -> None:
-    """A valid reading: quarantined (with ``raw_of()`` as its payload), parked or stored."""
+    """A valid reading: quarantined (as a one-reading batch of ``items[index]``, the
+    reading as it arrived), parked or stored."""
     registered = hub_of(r.device.serial)
     if registered is False or (registered is not None and registered != head.hub_id):
         reason = Reason.UNKNOWN_DEVICE if registered is False else Reason.DEVICE_HUB_MISMATCH
@@ -250,7 +252,7 @@ def _route(
                 reason.value,
                 detail,
                 topic,
-                raw_of(),
+                _one(head, items[index]),
                 head.hub_id,
                 r.key,
                 device_serial=r.device.serial,
@@ -264,7 +266,7 @@ def _route(
                 f"time {r.time.isoformat()} is more than {MAX_FUTURE} after sent_at "
                 f"{head.sent_at.isoformat()}",
                 topic,
-                raw_of(),
+                _one(head, items[index]),
                 head.hub_id,
                 r.key,
             )
@@ -276,7 +278,7 @@ def _route(
                 Reason.SPECIAL_VALUE.value,
                 f"device reported {r.special or 'no value'}",
                 topic,
-                raw_of(),
+                _one(head, items[index]),
                 head.hub_id,
                 r.key,
             )
@@ -311,13 +313,17 @@ def normalise(
 ) -> StoredReading:
     """Canonical mg/dL next to the value and unit as reported; flags, never drops."""
     mg = None
-    if r.value is not None and r.unit in {"kg/L", "mol/L", "mg/dL"}:
-        mg = to_mg_dl(r.value, r.unit)
-    flags: list[str] = []
+    unit = r.unit
+    if r.value is not None:
+        if unit == "mg/dL":  # already canonical: to_mg_dl would return the same float
+            mg = float(r.value)
+        elif unit in {"kg/L", "mol/L"}:
+            mg = to_mg_dl(r.value, unit)
+    flags: tuple[str, ...] = ()
     if mg is not None:
         mg = round(mg, 3)
         if not math.isfinite(mg) or not PLAUSIBLE_MG_DL[0] <= mg <= PLAUSIBLE_MG_DL[1]:
-            flags.append(Flag.OUT_OF_RANGE.value)
+            flags = (Flag.OUT_OF_RANGE.value,)
     return StoredReading(
         key=r.key,
         patient_id=patient_id,
@@ -325,15 +331,15 @@ def normalise(
         serial=r.device.serial,
         device_kind=r.device.kind,
         kind=r.kind,
-        time=r.time.astimezone(UTC),
+        time=r.time if r.time.tzinfo is UTC else r.time.astimezone(UTC),
         device_time=r.device_time,
         clock_offset_s=r.clock_offset_s,
         value=r.value,
-        unit=r.unit or "",
+        unit=unit or "",
         mg_dl=mg,
-        flags=tuple(flags),
-        status=tuple(r.status),
-        details=dict(r.details),
+        flags=flags,
+        status=tuple(r.status) if r.status else (),
+        details=dict(r.details) if r.details else {},
         raw=r.raw,
         batch_id=batch_id,
         signed_by=signed_by,
