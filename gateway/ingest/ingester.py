@@ -170,7 +170,7 @@ class Ingester:
         batch, self._pending = self._pending, []
         self._pending_bytes = 0
         await self.registry.refresh()
-        outcome = self._process(batch)
+        outcome = await self._process(batch)
         await self._drain()
         self._committing = asyncio.create_task(self._commit(batch, outcome), name="commit")
 
@@ -180,11 +180,12 @@ class Ingester:
         if task is not None:
             await task
 
-    def _process(self, batch: list[Delivery]) -> Outcome:
+    async def _process(self, batch: list[Delivery]) -> Outcome:
         outcome = Outcome()
         link, hub_of, hub_key = self.registry.link, self.registry.hub_of, self.registry.hub_key
         pipeline = self.config.pipeline
         limited = self.limiter.readings_per_s > 0
+        next_yield = _YIELD_EVERY_READINGS
         for d in batch:
             o = process(
                 d.topic, d.payload, link=link, hub_of=hub_of, hub_key=hub_key, config=pipeline
@@ -207,6 +208,11 @@ class Ingester:
             if o.quarantined:
                 outcome.quarantined += o.quarantined
             outcome.readings_in += o.readings_in
+            # Let the previous batch's write progress (its next POST, its response) while
+            # this one is parsed: without it the overlap shrank to one POST per batch.
+            if outcome.readings_in >= next_yield:
+                next_yield = outcome.readings_in + _YIELD_EVERY_READINGS
+                await asyncio.sleep(0)
         return outcome
 
     async def _commit(self, batch: list[Delivery], outcome: Outcome) -> None:
@@ -304,6 +310,8 @@ class Ingester:
 
 
 QUARANTINE_TOPIC = "diatabase/v1/quarantine"
+# readings parsed between two yields to the loop (a few ms of work)
+_YIELD_EVERY_READINGS = 500
 
 
 def _hub(topic: str) -> str:
