@@ -101,6 +101,8 @@ class Ingester:
         self.metrics.connected.set(1 if up else 0)
 
     def _on_delivery(self, delivery: Delivery) -> None:
+        if not self.metrics.messages_received:
+            self.metrics.first_message.set(time.time())
         self.metrics.messages_received += 1
         self._pending.append(delivery)
         self._pending_bytes += len(delivery.payload)

@@ -39,6 +39,13 @@ class IngestMetrics:
         # prometheus Counter takes a lock per increment).
         self.messages_received = 0
         r.register(_Received(self))
+        # Wall-clock time of this process's first message: the start of a drain when the
+        # broker holds a backlog (a scrape of the counter lags while the loop is busy).
+        self.first_message = Gauge(
+            "diatabase_first_message_time_seconds",
+            "Unix time this process received its first MQTT message (0: none yet)",
+            registry=r,
+        )
         self.readings = Counter(
             "diatabase_readings_received", "readings in valid envelopes", registry=r
         )
