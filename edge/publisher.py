@@ -86,12 +86,8 @@ class Publisher:
         self._v5 = self.config.protocol != "3.1.1"
 
     def _tls(self) -> ssl.SSLContext | None:
-        if not self.config.mqtt.tls:
-            return None
-        ctx = ssl.create_default_context(cafile=self.config.ca_file)
-        if self.config.cert_file:
-            ctx.load_cert_chain(self.config.cert_file, self.config.key_file)
-        return ctx
+        c = self.config
+        return c.mqtt.tls_context(c.ca_file, c.cert_file, c.key_file)
 
     def _client(self) -> AckCheckingClient:
         cfg = self.config

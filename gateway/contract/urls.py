@@ -6,6 +6,7 @@ message that names what is wrong.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -47,6 +48,21 @@ class MqttUrl:
     def __str__(self) -> str:
         auth = f"{self.username}:***@" if self.username else ""
         return f"{'mqtts' if self.tls else 'mqtt'}://{auth}{self.host}:{self.port}"
+
+    def tls_context(
+        self,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
+    ) -> ssl.SSLContext | None:
+        """The client TLS context for ``mqtts://`` (server checked against ``ca_file``, or
+        the system CAs; a client certificate when given); None for ``mqtt://``."""
+        if not self.tls:
+            return None
+        ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        if cert_file:
+            ctx.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+        return ctx
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -87,7 +86,7 @@ class HubPublisher:
         self.url = url
         self.window = window
         per_conn = max(1, window // connections)
-        tls = ssl.create_default_context(cafile=ca_file) if url.tls else None
+        tls = url.tls_context(ca_file)
         self._conns = [
             _Connection(
                 url.host,

@@ -72,12 +72,7 @@ class HubMonitor:
             self._task = None
 
     def _tls(self) -> ssl.SSLContext | None:
-        if not self.url.tls:
-            return None
-        ctx = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-        if self.cert_file:
-            ctx.load_cert_chain(str(self.cert_file), str(self.key_file) if self.key_file else None)
-        return ctx
+        return self.url.tls_context(self.ca_file, self.cert_file, self.key_file)
 
     async def run(self) -> None:
         import aiomqtt  # the web view without --mqtt needs no MQTT client
