@@ -4,12 +4,15 @@ quarantined, unassigned devices parked then relinked."""
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
+from prometheus_client import generate_latest
 
 from gateway.contract.urls import MqttUrl, StoreUrl
 from gateway.contract.v1 import topic_readings
@@ -84,6 +87,7 @@ async def test_end_to_end_through_mosquitto(
     late = batch("hub-1", [cgm_reading("LATE", 0, 150.0)])
     bad = [b"{oops", batch("hub-9", [cgm_reading("CGM1", 999, 100.0)])]
     payloads = [*good, meter, *good[:50], late, *bad]  # 50 redeliveries of the same batches
+    started = time.time()
     await asyncio.to_thread(publish_all, mosquitto.url, topic_readings("hub-1"), payloads)
 
     await until(lambda: ingester.stats.messages == len(payloads))
@@ -91,6 +95,12 @@ async def test_end_to_end_through_mosquitto(
     assert ingester.stats.duplicates == 50
     assert dict(ingester.stats.quarantined) == {"malformed_json": 1, "hub_mismatch": 1}
     assert ingester.stats.acked == len(payloads)
+    # the counters read at scrape time agree with the stats
+    text = generate_latest(ingester.metrics.registry).decode()
+    assert f"diatabase_messages_received_total {float(len(payloads))}" in text
+    assert "diatabase_inflight_messages 0.0" in text
+    first = re.search(r"^diatabase_first_message_time_seconds (\S+)$", text, re.M)
+    assert first is not None and started <= float(first.group(1)) <= time.time()
     quarantined = await registry.quarantine_list()
     assert {q.reason for q in quarantined} == {"malformed_json", "hub_mismatch"}
     assert await registry.parked_count() == 1
