@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import struct
 import time
 from collections import deque
@@ -339,11 +338,7 @@ class MqttReceiver:
         self.unacked = 0
         self._out_ids.clear()
         conn = _Connection(self, self.generation, self._v5)
-        ctx = None
-        if cfg.mqtt.tls:
-            ctx = ssl.create_default_context(cafile=cfg.ca_file)
-            if cfg.cert_file:
-                ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+        ctx = cfg.mqtt.tls_context(cfg.ca_file, cfg.cert_file, cfg.key_file)
         await asyncio.wait_for(
             loop.create_connection(lambda: conn, cfg.mqtt.host, cfg.mqtt.port, ssl=ctx),
             _CONNECT_TIMEOUT_S,
