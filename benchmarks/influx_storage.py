@@ -21,7 +21,6 @@ import os
 import sys
 import time
 import uuid
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -80,8 +79,8 @@ def readings(devices: int, days: int, *, minimal: bool) -> list[list[StoredReadi
                 signed_by="0123456789abcdef",
             )
             if minimal:
-                r = replace(
-                    r, unit="", key="", hub_id="", device_kind="", mg_dl=None, details={},
+                r = r._replace(
+                    unit="", key="", hub_id="", device_kind="", mg_dl=None, details={},
                     raw="", batch_id="", signed_by="",
                 )  # fmt: skip
             batch.append(r)

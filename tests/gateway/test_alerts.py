@@ -7,7 +7,6 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -212,8 +211,8 @@ async def test_device_alert_clears_when_the_same_device_reports_without_it(
     assert await kinds(registry) == ["battery_low"]
     # an older backfilled reading, or another device of the patient, does not clear it
     await engine.on_stored([reading(20, 100)])
-    meter = replace(reading(5, 100), serial="BG1", kind="bg", device_kind="glucose_meter")
-    await engine.on_stored([replace(meter, key="bg-5")])
+    meter = reading(5, 100)._replace(serial="BG1", kind="bg", device_kind="glucose_meter")
+    await engine.on_stored([meter._replace(key="bg-5")])
     assert await kinds(registry) == ["battery_low"]
     # a restarted engine knows the open episode from the registry
     engine = AlertEngine(registry, clock=lambda: NOW)

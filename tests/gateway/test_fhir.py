@@ -9,7 +9,7 @@ import asyncio
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,7 @@ def test_loinc_and_ucum_per_kind_and_reported_unit(
 
 def test_cgm_in_molar_units_uses_the_molar_code() -> None:
     (r,) = stored(batch(HUB, [cgm_reading("CGM1", 0, 100.0)]), {"CGM1": PATIENT})
-    molar = replace(r, value=0.0056, unit="mol/L")
+    molar = r._replace(value=0.0056, unit="mol/L")
     obs = fhir.reading_observation(molar, fhir.device_resource("CGM1", "cgm"))
     assert obs["code"]["coding"][0]["code"] == "105272-9"
     assert obs["valueQuantity"] == {
@@ -152,13 +152,13 @@ def test_cgm_in_molar_units_uses_the_molar_code() -> None:
 def test_insulin_has_no_glucose_code() -> None:
     (r,) = stored(batch(HUB, [cgm_reading("CGM1", 0, 100.0)]), {"CGM1": PATIENT})
     with pytest.raises(fhir.UnsupportedReadingError, match="insulin_bolus"):
-        fhir.reading_observation(replace(r, kind="insulin_bolus", unit="IU"), {"id": "x"})
+        fhir.reading_observation(r._replace(kind="insulin_bolus", unit="IU"), {"id": "x"})
 
 
 def test_out_of_range_is_kept_with_its_flag_and_a_note() -> None:
     (r,) = stored(batch(HUB, [bg_reading("BG1", 1, 0.0065)]), {"BG1": PATIENT})
     assert r.flags == ("out_of_range",)
-    obs = fhir.reading_observation(replace(r, status=("strip_insufficient",)), {"id": "d"})
+    obs = fhir.reading_observation(r._replace(status=("strip_insufficient",)), {"id": "d"})
     assert obs["valueQuantity"]["value"] == 650.0
     assert obs["meta"]["tag"] == [{"system": fhir.FLAG_SYSTEM, "code": "out_of_range"}]
     assert [n["text"] for n in obs["note"]] == [
@@ -179,7 +179,7 @@ def test_out_of_range_is_kept_with_its_flag_and_a_note() -> None:
 )
 def test_special_values_become_a_data_absent_reason(value: float | None, reason: str) -> None:
     (r,) = stored(batch(HUB, [cgm_reading("CGM1", 0, 100.0)]), {"CGM1": PATIENT})
-    special = replace(r, value=value, mg_dl=value)
+    special = r._replace(value=value, mg_dl=value)
     doc = fhir.bundle(PATIENT, T0, T1, [special])
     validate(doc)
     obs = one(observations(doc, "99504-3"))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -72,7 +71,7 @@ async def test_a_rejected_point_does_not_take_its_neighbours(
     )
     assert resp.status_code == 204
     good = [reading(i) for i in range(1, 8)]
-    bad = replace(reading(99), flags=("out_of_range",))
+    bad = reading(99)._replace(flags=("out_of_range",))
     result = await store.write([*good[:3], bad, *good[3:]])
     assert result.written == 7
     assert [r.key for r, _ in result.rejected] == [bad.key]
@@ -81,8 +80,7 @@ async def test_a_rejected_point_does_not_take_its_neighbours(
 
 
 async def test_pump_events_are_points_without_a_value(store: Influx1Store) -> None:
-    event = replace(
-        reading(1),
+    event = reading(1)._replace(
         kind="insulin_event",
         device_kind="insulin_pump",
         value=None,

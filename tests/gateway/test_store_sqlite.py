@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,8 +59,7 @@ async def test_pump_events_without_value_and_an_older_database(tmp_path: Path) -
     old.close()
     store = await SqliteStore(StoreUrl.parse(f"sqlite:///{path}")).open()
     try:
-        event = replace(
-            reading(2),
+        event = reading(2)._replace(
             kind="insulin_event",
             device_kind="insulin_pump",
             value=None,
