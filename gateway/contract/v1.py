@@ -14,12 +14,11 @@ A change that breaks a consumer gets a new module, topic version and schema id.
 from __future__ import annotations
 
 import hashlib
-import math
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_ID = "diatabase.readings/v1"
 STATUS_SCHEMA_ID = "diatabase.status/v1"
@@ -31,6 +30,16 @@ HubId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 DeviceKindName = Literal["glucose_meter", "cgm", "insulin_pump"]
 RecordKindName = Literal["bg", "cgm", "insulin_bolus", "insulin_basal", "insulin_event"]
 SpecialValue = Literal["NaN", "NRes", "+INF", "-INF", "reserved"]
+UnitName = Literal["kg/L", "mol/L", "mg/dL", "IU", "IU/h"]
+# Constrained strings, shared by the models below and the ingester's TypedDict mirror
+# (gateway/contract/v1_dicts.py), so both enforce one set of constraints.
+ReadingKey = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+Serial = Annotated[str, Field(min_length=1, max_length=64)]
+DeviceText = Annotated[str, Field(max_length=64)]
+FirmwareText = Annotated[str, Field(max_length=32)]
+SequenceNumber = Annotated[int, Field(ge=0)]
+RawHex = Annotated[str, Field(pattern=r"^([0-9a-f]{2})*$", max_length=512)]
+Details = dict[str, str | int | float | bool | None]
 
 
 def topic_readings(hub_id: str) -> str:
@@ -90,6 +99,20 @@ UNITS_BY_KIND: dict[str, frozenset[str | None]] = {
 }
 
 
+def kind_problem(
+    kind: str, unit: str | None, value: float | None, special: str | None
+) -> str | None:
+    """Why a reading's unit, value and special value do not fit its kind (None: they do)."""
+    allowed = UNITS_BY_KIND[kind]
+    if unit not in allowed:
+        return f"unit {unit!r} does not fit kind {kind!r} (allowed: {sorted(map(str, allowed))})"
+    if kind == "insulin_event" and (value is not None or special is not None):
+        return "an insulin_event carries no value: its fields go in `details`"
+    if value is not None and special is not None:
+        return "`value` and `special` are exclusive"
+    return None
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a time zone (UTC)")
@@ -113,20 +136,20 @@ class _Model(BaseModel):
 class DeviceInfo(_Model):
     """The device a reading came from, as its Device Information Service says."""
 
-    serial: str = Field(min_length=1, max_length=64, description="DIS Serial Number String")
+    serial: Serial = Field(description="DIS Serial Number String")
     kind: DeviceKindName
-    model: str = Field(default="", max_length=64, description="DIS Model Number String")
-    manufacturer: str = Field(default="", max_length=64, description="DIS Manufacturer Name")
-    firmware: str = Field(default="", max_length=32, description="DIS Firmware Revision")
+    model: DeviceText = Field(default="", description="DIS Model Number String")
+    manufacturer: DeviceText = Field(default="", description="DIS Manufacturer Name")
+    firmware: FirmwareText = Field(default="", description="DIS Firmware Revision")
 
 
 class Reading(_Model):
     """One device record, with the value and unit exactly as the device reported them."""
 
-    key: str = Field(pattern=r"^[0-9a-f]{32}$", description="idempotency key (reading_key)")
+    key: ReadingKey = Field(description="idempotency key (reading_key)")
     device: DeviceInfo
     kind: RecordKindName
-    sequence: int | None = Field(default=None, ge=0, description="device sequence number")
+    sequence: SequenceNumber | None = Field(default=None, description="device sequence number")
     session_start: DeviceDateTime | None = Field(
         default=None, description="CGM session start, device clock"
     )
@@ -136,33 +159,22 @@ class Reading(_Model):
     device_time: DeviceDateTime = Field(description="the record's time on the device's clock")
     clock_offset_s: float = Field(description="hub estimate of UTC minus device clock, seconds")
     time: UtcDateTime = Field(description="corrected UTC time = device_time + clock_offset_s")
+    # Finite only (the model's allow_inf_nan=False, checked in pydantic-core): a device's
+    # NaN or infinity travels as `special`.
     value: float | None = Field(description="as reported; null with `special`")
     special: SpecialValue | None = Field(default=None, description="IEEE-11073 special value")
-    unit: Literal["kg/L", "mol/L", "mg/dL", "IU", "IU/h"] | None = Field(
+    unit: UnitName | None = Field(
         description="as reported; null only for `insulin_event` (pump events carry no amount)"
     )
     status: list[str] = Field(default_factory=list, description="device annunciations")
-    details: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
-    raw: str = Field(default="", pattern=r"^([0-9a-f]{2})*$", max_length=512)
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ValueError("must be finite; send special values in `special`")
-        return value
+    details: Details = Field(default_factory=dict)
+    raw: RawHex = ""
 
     @model_validator(mode="after")
     def _unit_fits_kind(self) -> Reading:
-        allowed = UNITS_BY_KIND[self.kind]
-        if self.unit not in allowed:
-            raise ValueError(
-                f"unit {self.unit!r} does not fit kind {self.kind!r} (allowed: {sorted(map(str, allowed))})"
-            )
-        if self.kind == "insulin_event" and (self.value is not None or self.special is not None):
-            raise ValueError("an insulin_event carries no value: its fields go in `details`")
-        if self.value is not None and self.special is not None:
-            raise ValueError("`value` and `special` are exclusive")
+        problem = kind_problem(self.kind, self.unit, self.value, self.special)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

@@ -26,11 +26,12 @@ from gateway.contract.v1 import (
     SCHEMA_ID,
     HubId,
     Reading,
-    ReadingsBatch,
     Signature,
     UtcDateTime,
     hub_id_from_topic,
+    kind_problem,
 )
+from gateway.contract.v1_dicts import BATCH, ReadingDict
 from gateway.registry.service import ParkedReading, QuarantineEntry
 from gateway.store.base import StoredReading
 
@@ -112,25 +113,39 @@ def process(
     if topic_hub is None:
         return reject(Reason.UNKNOWN_TOPIC, "not a diatabase/v1/hubs/{hub}/readings topic")
     # Fast path: the whole batch (envelope and every reading) in one pass of pydantic-core
-    # over the bytes. It accepts exactly what the per-part path below accepts (the same
-    # models and constraints); anything it rejects goes the per-part way, which finds the
-    # bad parts and keeps their good neighbours.
+    # over the bytes, into dicts (v1_dicts: the models' constraints, never looser). What
+    # it rejects goes the per-part way, which finds the bad parts and keeps their good
+    # neighbours; a reading it accepts but that is not simply stored goes the model's way.
     try:
-        whole = ReadingsBatch.model_validate_json(payload)
+        whole = BATCH.validate_json(payload)
     except ValidationError:
         whole = None
     if whole is not None:
-        head = _Head(whole.hub_id, whole.sent_at, str(whole.batch_id))
+        head = _Head(whole["hub_id"], whole["sent_at"].astimezone(UTC), str(whole["batch_id"]))
         checked = _check_head(head, topic_hub, payload, hub_key, reject)
         if isinstance(checked, Outcome):
             return checked
         if checked:
             head = replace(head, signed_by=checked)
-        out.readings_in = len(whole.readings)
+        out.readings_in = len(whole["readings"])
         items = _LazyItems(payload)
-        for i, r in enumerate(whole.readings):
-            _route(r, items, i, head, topic, out, link, hub_of)
+        for i, d in enumerate(whole["readings"]):
+            _route_dict(d, items, i, head, topic, out, link, hub_of)
         return out
+    return _process_parts(topic, payload, topic_hub, hub_key, reject, out, link, hub_of)
+
+
+def _process_parts(
+    topic: str,
+    payload: bytes,
+    topic_hub: str,
+    hub_key: HubKeyFn,
+    reject: Callable[[Reason, str], Outcome],
+    out: Outcome,
+    link: LinkFn,
+    hub_of: HubOfFn,
+) -> Outcome:
+    """Envelope first, then each reading on its own through the v1 models."""
     try:
         doc = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
@@ -227,6 +242,60 @@ def _reading(
     _route(r, (item,), 0, head, topic, out, link, hub_of)
 
 
+def _route_dict(
+    d: ReadingDict,
+    items: _LazyItems,
+    index: int,
+    head: _Head,
+    topic: str,
+    out: Outcome,
+    link: LinkFn,
+    hub_of: HubOfFn,
+) -> None:
+    """A reading the fast path accepted: stored here when it plainly is (the common case);
+    anything else (no value, a kind/unit misfit, a device or time problem, no patient) goes
+    through the v1 model and :func:`_route`, which hold every other rule."""
+    serial = d["device"]["serial"]
+    value = d["value"]
+    kind = d["kind"]
+    unit = d["unit"]
+    time = d["time"].astimezone(UTC)
+    registered = hub_of(serial)
+    patient = (
+        link(serial, time)
+        if value is not None
+        and (registered is None or registered == head.hub_id)
+        and time <= head.sent_at + MAX_FUTURE
+        and kind_problem(kind, unit, value, d.get("special")) is None
+        else None
+    )
+    if patient is None:
+        _reading(items[index], head, topic, out, link, hub_of)
+        return
+    status = d.get("status")
+    details = d.get("details")
+    out.stored.append(
+        _stored(
+            d["key"],
+            serial,
+            d["device"]["kind"],
+            kind,
+            time,
+            d["device_time"],
+            d["clock_offset_s"],
+            value,
+            unit,
+            tuple(status) if status else (),
+            details or {},
+            d.get("raw", ""),
+            patient,
+            head.hub_id,
+            head.batch_id,
+            head.signed_by,
+        )
+    )
+
+
 def _route(
     r: Reading,
     items: _LazyItems | tuple[Any, ...],
@@ -312,37 +381,76 @@ def normalise(
     r: Reading, patient_id: str, hub_id: str, batch_id: str, signed_by: str = ""
 ) -> StoredReading:
     """Canonical mg/dL next to the value and unit as reported; flags, never drops."""
+    return _stored(
+        r.key,
+        r.device.serial,
+        r.device.kind,
+        r.kind,
+        r.time if r.time.tzinfo is UTC else r.time.astimezone(UTC),
+        r.device_time,
+        r.clock_offset_s,
+        r.value,
+        r.unit,
+        tuple(r.status) if r.status else (),
+        dict(r.details) if r.details else {},
+        r.raw,
+        patient_id,
+        hub_id,
+        batch_id,
+        signed_by,
+    )
+
+
+def _stored(
+    key: str,
+    serial: str,
+    device_kind: str,
+    kind: str,
+    time: datetime,
+    device_time: datetime,
+    clock_offset_s: float,
+    value: float | None,
+    unit: str | None,
+    status: tuple[str, ...],
+    details: dict[str, str | int | float | bool | None],
+    raw: str,
+    patient_id: str,
+    hub_id: str,
+    batch_id: str,
+    signed_by: str,
+) -> StoredReading:
+    """The one place a reading is normalised: both routes above end here."""
     mg = None
-    unit = r.unit
-    if r.value is not None:
+    if value is not None:
         if unit == "mg/dL":  # already canonical: to_mg_dl would return the same float
-            mg = float(r.value)
+            mg = float(value)
         elif unit in {"kg/L", "mol/L"}:
-            mg = to_mg_dl(r.value, unit)
+            mg = to_mg_dl(value, unit)
     flags: tuple[str, ...] = ()
     if mg is not None:
         mg = round(mg, 3)
         if not math.isfinite(mg) or not PLAUSIBLE_MG_DL[0] <= mg <= PLAUSIBLE_MG_DL[1]:
             flags = (Flag.OUT_OF_RANGE.value,)
+    # positional, in field order: the hot path (a NamedTuple built from keywords is slower)
     return StoredReading(
-        key=r.key,
-        patient_id=patient_id,
-        hub_id=hub_id,
-        serial=r.device.serial,
-        device_kind=r.device.kind,
-        kind=r.kind,
-        time=r.time if r.time.tzinfo is UTC else r.time.astimezone(UTC),
-        device_time=r.device_time,
-        clock_offset_s=r.clock_offset_s,
-        value=r.value,
-        unit=unit or "",
-        mg_dl=mg,
-        flags=flags,
-        status=tuple(r.status) if r.status else (),
-        details=dict(r.details) if r.details else {},
-        raw=r.raw,
-        batch_id=batch_id,
-        signed_by=signed_by,
+        key,
+        patient_id,
+        hub_id,
+        serial,
+        device_kind,
+        kind,
+        time,
+        device_time,
+        clock_offset_s,
+        value,
+        unit or "",
+        mg,
+        flags,
+        status,
+        details,
+        raw,
+        batch_id,
+        signed_by,
     )
 
 
