@@ -9,7 +9,7 @@ import pytest
 
 from gateway.contract.urls import StoreUrl
 from gateway.store.base import StoredReading
-from gateway.store.influx1 import Influx1Store
+from gateway.store.influx1 import MAX_POINTS_PER_POST, Influx1Store
 from gateway.store.lineprotocol import line
 from tests.harness import InfluxDB1Server
 
@@ -77,6 +77,29 @@ async def test_a_rejected_point_does_not_take_its_neighbours(
     assert [r.key for r, _ in result.rejected] == [bad.key]
     assert "conflict" in result.rejected[0][1]
     assert await store.count() == 8
+
+
+async def test_a_large_batch_goes_out_in_concurrent_chunks_and_keeps_its_rejects(
+    store: Influx1Store, influxdb: InfluxDB1Server
+) -> None:
+    """Several POSTs in flight: every good point lands, the one bad point (in a later
+    chunk) is rejected alone, and a reading's duplicate in another chunk is one point."""
+    n = 3 * MAX_POINTS_PER_POST + 7
+    batch = [reading(i, 40.0 + i % 300) for i in range(n)]
+    bad = reading(n + 1)._replace(flags=("out_of_range",))
+    # Field types are per shard (a week): the other writer's float "flags" sits in bad's.
+    resp = await store.http.post(
+        f"{influxdb.http_url}/write",
+        params={"db": store.database},
+        content=b'glucose,device=OTHER,kind=cgm,patient=P-9 value=1.0,flags=1.0,key="other" '
+        + line(bad).rsplit(" ", 1)[1].encode(),
+    )
+    assert resp.status_code == 204
+    batch.insert(2 * MAX_POINTS_PER_POST + 11, bad)
+    batch.append(batch[5])  # redelivered within the same batch, in the last chunk
+    result = await store.write(batch)
+    assert [r.key for r, _ in result.rejected] == [bad.key]
+    assert await store.count() == n + 1  # ours plus the other writer's point
 
 
 async def test_pump_events_are_points_without_a_value(store: Influx1Store) -> None:
