@@ -45,21 +45,26 @@ def float_field(value: float) -> str:
     return repr(float(value))
 
 
-# Escaped forms of repetitive values (tags, units, hub ids, batch ids): escaping is the
-# hot spot of a write, and most of these strings repeat within a batch. Bounded: cleared
-# when full.
-_TAG_CACHE: dict[str, str] = {}
+# Escaped forms of repetitive parts: escaping and formatting are the hot spot of a write,
+# and most of these repeat within a batch (a series: device, kind, patient; a batch's
+# hub, device kind and batch id). Bounded: cleared when full.
+_SERIES_CACHE: dict[tuple[str, str, str], str] = {}
 _STR_CACHE: dict[str, str] = {}
 _CACHE_MAX = 100_000
 
 
-def _ctag(value: str) -> str:
+def _series(serial: str, kind: str, patient_id: str) -> str:
+    """Measurement and tag set, then the space before the fields."""
+    k = (serial, kind, patient_id)
     try:
-        return _TAG_CACHE[value]
+        return _SERIES_CACHE[k]
     except KeyError:
-        if len(_TAG_CACHE) >= _CACHE_MAX:
-            _TAG_CACHE.clear()
-        out = _TAG_CACHE[value] = tag(value)
+        if len(_SERIES_CACHE) >= _CACHE_MAX:
+            _SERIES_CACHE.clear()
+        out = _SERIES_CACHE[k] = (
+            f"{measurement_of(kind)},device={tag(serial)},kind={tag(kind)},"
+            f"patient={tag(patient_id)} "
+        )
         return out
 
 
@@ -75,33 +80,29 @@ def _cstr(value: str) -> str:
 
 def line(r: StoredReading) -> str:
     """One point: tags patient/device/kind (bounded cardinality), time in ns."""
-    kind = _ctag(r.kind)
-    head = (
-        f"{INSULIN if r.kind.startswith('insulin') else GLUCOSE},device={_ctag(r.serial)},"
-        f"kind={kind},patient={_ctag(r.patient_id)} "
-        # pump events carry no value: the point keeps its other fields
-        f"{'' if r.value is None else f'value={float(r.value)!r},'}"
-        f"unit={_cstr(r.unit)},key={string_field(r.key)},hub={_cstr(r.hub_id)},"
+    # pump events carry no value: the point keeps its other fields
+    value = "" if r.value is None else f"value={float(r.value)!r},"
+    out = (
+        f"{_series(r.serial, r.kind, r.patient_id)}{value}unit={_cstr(r.unit)},"
+        f"key={string_field(r.key)},hub={_cstr(r.hub_id)},"
         f"device_kind={_cstr(r.device_kind)},"
         f'device_time="{r.device_time.isoformat()}",clock_offset_s={float(r.clock_offset_s)!r}'
     )
-    extra = ""
     if r.mg_dl is not None:
-        extra = f",mg_dl={float(r.mg_dl)!r}"
+        out += f",mg_dl={float(r.mg_dl)!r}"
     if r.flags:
-        extra += f",flags={string_field(','.join(r.flags))}"
+        out += f",flags={string_field(','.join(r.flags))}"
     if r.status:
-        extra += f",status={string_field(','.join(r.status))}"
+        out += f",status={string_field(','.join(r.status))}"
     if r.details:
-        extra += f",details={string_field(json.dumps(r.details, sort_keys=True))}"
+        out += f",details={string_field(json.dumps(r.details, sort_keys=True))}"
     if r.raw:
-        extra += f",raw={string_field(r.raw)}"
+        out += f",raw={string_field(r.raw)}"
     if r.batch_id:
-        extra += f",batch={_cstr(r.batch_id)}"
+        out += f",batch={_cstr(r.batch_id)}"
     if r.signed_by:
-        extra += f",signed_by={_cstr(r.signed_by)}"
-    ts = (r.time - EPOCH) // MICROSECOND * 1000
-    return f"{head}{extra} {ts}"
+        out += f",signed_by={_cstr(r.signed_by)}"
+    return f"{out} {(r.time - EPOCH) // MICROSECOND * 1000}"
 
 
 def lines(readings: Iterable[StoredReading]) -> bytes:
