@@ -82,11 +82,14 @@ class Verdict:
     reason: str = ""
 
 
+_UNSIGNED = Verdict(signed=False, valid=False, key_id=None, reason="no signature")
+
+
 def verify(payload: bytes, public_key_b64: str | None) -> Verdict:
     """Check a payload's signature against a hub's registered public key."""
     at = payload.rfind(MARKER)
     if at < 0:
-        return Verdict(signed=False, valid=False, key_id=None, reason="no signature")
+        return _UNSIGNED  # the common case: one shared (immutable) verdict
     tail = payload[at + len(MARKER) :]
     try:
         kid, rest = tail.split(b'","value":"', 1)
