@@ -105,18 +105,18 @@ class Publisher:
             max_inflight_messages=max(20, cfg.max_in_flight + 2),
         )
         if self._v5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = cfg.session_expiry_s
             return AckCheckingClient(
                 protocol=aiomqtt.ProtocolVersion.V5,
                 clean_start=False,
                 properties=props,
-                **common,  # type: ignore[arg-type]
+                **common,
             )
         return AckCheckingClient(
             protocol=aiomqtt.ProtocolVersion.V311,
             clean_session=False,
-            **common,  # type: ignore[arg-type]
+            **common,
         )
 
     async def run(self) -> None:

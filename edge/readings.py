@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, timedelta
+from typing import cast
 
 from drivers.records import DeviceRecord
-from gateway.contract.v1 import DeviceInfo, Reading, reading_key
+from gateway.contract.v1 import DeviceInfo, Reading, SpecialValue, UnitName, reading_key
 
 
 def to_reading(record: DeviceRecord) -> Reading:
@@ -36,8 +37,10 @@ def to_reading(record: DeviceRecord) -> Reading:
         clock_offset_s=record.clock_offset_s,
         time=corrected,
         value=record.value,
-        special=record.special,
-        unit=record.unit or None,  # pump events: no unit
+        # the drivers name special values and units as the contract does (checked on
+        # construction by the model)
+        special=cast(SpecialValue | None, record.special),
+        unit=cast(UnitName | None, record.unit or None),  # pump events: no unit
         status=list(record.status),
         details=dict(record.details),
         raw=record.raw.hex(),

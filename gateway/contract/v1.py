@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_ID = "diatabase.readings/v1"
-STATUS_SCHEMA_ID = "diatabase.status/v1"
-EVENT_SCHEMA_ID = "diatabase.event/v1"
+# Final: mypy types each as its literal, which the models' schema fields require.
+SCHEMA_ID: Final = "diatabase.readings/v1"
+STATUS_SCHEMA_ID: Final = "diatabase.status/v1"
+EVENT_SCHEMA_ID: Final = "diatabase.event/v1"
 TOPIC_ROOT = "diatabase/v1"
 MAX_READINGS_PER_BATCH = 1000
 

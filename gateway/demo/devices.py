@@ -13,7 +13,7 @@ from bleak import BleakClient
 
 from drivers.virtual import SimClock, VirtualWorld
 from edge.device_task import DeviceTask
-from gateway.contract.v1 import reading_key
+from gateway.contract.v1 import DeviceKindName, reading_key
 
 # Meters are polled every 15 simulated minutes (never more often than twice a second).
 METER_POLL_SIM = timedelta(minutes=15)
@@ -24,7 +24,7 @@ METER_HISTORY = timedelta(days=1)
 class DemoDevice:
     patient_id: str
     serial: str
-    kind: str
+    kind: DeviceKindName
     address: str
     poll_interval_s: float
 
@@ -34,7 +34,7 @@ class Truth:
     key: str
     patient_id: str
     serial: str
-    mg_dl: float
+    mg_dl: float | None  # None for records without a glucose value
 
 
 class DemoDevices:

@@ -108,7 +108,8 @@ def _utc(dt: datetime) -> datetime:
 class AlertsMixin:
     """Alert episodes (used by the alert engine, the web views and the CLI)."""
 
-    def session(self) -> AsyncSession: ...  # provided by Registry
+    def session(self) -> AsyncSession:
+        raise NotImplementedError  # provided by Registry
 
     async def open_alerts(self, patient_id: str | None = None) -> list[AlertRow]:
         q = select(AlertRow).where(AlertRow.cleared_at.is_(None)).order_by(AlertRow.started_at)

@@ -46,7 +46,7 @@ class Influx2Store:
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await self._client.close()  # type: ignore[no-untyped-call]
             self._client = None
 
     async def write(self, readings: Sequence[StoredReading]) -> WriteResult:
@@ -56,7 +56,11 @@ class Influx2Store:
             raise StoreError("store is not open")
         try:
             await self._client.write_api().write(
-                bucket=self.bucket, org=self.org, record=lines(readings), write_precision="ns"
+                bucket=self.bucket,
+                org=self.org,
+                record=lines(readings),
+                # its annotation says WritePrecision, whose members are plain strings
+                write_precision="ns",  # type: ignore[arg-type]
             )
         except (InfluxDBError, OSError, TimeoutError) as err:
             raise StoreError(f"influxdb2 write failed: {err}") from err
