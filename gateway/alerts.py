@@ -19,6 +19,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 
 import httpx
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 ALERT_TOPIC = "diatabase/v1/alerts/{patient}"
 
 # Annunciation names (drivers' snake_case) that raise a device alert, by alert kind.
+_GLUCOSE_KINDS = frozenset({"cgm", "bg"})
+_TIME = attrgetter("time")
 DEVICE_ALERTS = {
     "sensor_fault": {"sensor_malfunction", "general_device_fault", "device_fault"},
     "battery_low": {"device_battery_low", "battery_low"},
@@ -82,6 +85,7 @@ class AlertEngine:
         self._device_open: dict[tuple[str, str], tuple[str, datetime]] | None = None
         # open (patient, kind) episodes while a batch is evaluated (None: ask the registry)
         self._open: set[tuple[str, str]] | None = None
+        self._in_batch = False
 
     async def close(self) -> None:
         if self._hook_task is not None:
@@ -111,23 +115,38 @@ class AlertEngine:
         self.last_seen[r.patient_id] = r.time
 
     async def on_stored(self, readings: Iterable[StoredReading]) -> None:
-        # The open episodes in one query, so clearing skips the (patient, kind) pairs with
-        # none: one transaction per pair made a batch of 100 patients' current readings
-        # cost 600 transactions, over a second of ingest latency.
-        self._open = {(a.patient_id, a.kind) for a in await self.registry.open_alerts()}
+        self._in_batch = True
         try:
             await self._on_stored(readings)
         finally:
+            self._in_batch = False
             self._open = None
+
+    async def _open_in_batch(self) -> set[tuple[str, str]] | None:
+        """The open episodes, read in one query per batch when first needed, so clearing
+        skips the (patient, kind) pairs with none: one transaction per pair made a batch
+        of 100 patients' current readings cost 600 transactions, over a second of ingest
+        latency. A backfill batch, with nothing to evaluate, reads nothing."""
+        if self._in_batch and self._open is None:
+            self._open = {(a.patient_id, a.kind) for a in await self.registry.open_alerts()}
+        return self._open
 
     async def _on_stored(self, readings: Iterable[StoredReading]) -> None:
         newest: dict[str, StoredReading] = {}
-        for r in sorted(readings, key=lambda x: x.time):
-            if r.mg_dl is not None and r.kind in {"cgm", "bg"}:
+        device_open = await self._device_episodes()
+        for r in sorted(readings, key=_TIME):
+            if r.mg_dl is not None and r.kind in _GLUCOSE_KINDS:
                 self._remember(r)
                 if self.last_seen.get(r.patient_id) == r.time:
                     newest[r.patient_id] = r
-            await self._device_alerts(r)
+            # Most readings carry no annunciation, confirm none and their patient has no
+            # open device episode: nothing to start or clear.
+            if (
+                r.status
+                or r.details.get("annunciation_status") == "confirmed"
+                or any((r.patient_id, k) in device_open for k in DEVICE_ALERTS)
+            ):
+                await self._device_alerts(r)
         now = self.clock()
         for patient, r in newest.items():
             if now - r.time > self.config.stale_after:
@@ -151,13 +170,17 @@ class AlertEngine:
         for kind, (severity, active) in states.items():
             await self._set(patient, kind, severity, active, r.time, r.serial, mg)
 
-    async def _device_alerts(self, r: StoredReading) -> None:
+    async def _device_episodes(self) -> dict[tuple[str, str], tuple[str, datetime]]:
         if self._device_open is None:  # first call: the episodes open before a restart
             self._device_open = {
                 (a.patient_id, a.kind): (a.serial or "", _aware(a.started_at))
                 for a in await self.registry.open_alerts()
                 if a.kind in DEVICE_ALERTS
             }
+        return self._device_open
+
+    async def _device_alerts(self, r: StoredReading) -> None:
+        device_open = await self._device_episodes()
         if r.details.get("annunciation_status") == "confirmed":
             # The patient confirmed the pump's annunciation: that condition is over.
             name = r.details.get("annunciation")
@@ -169,10 +192,10 @@ class AlertEngine:
         for kind, triggers in DEVICE_ALERTS.items():
             if names & triggers:
                 await self._device_set(r, kind, True, ", ".join(sorted(names & triggers)))
-            elif r.kind in {"cgm", "bg"}:
+            elif r.kind in _GLUCOSE_KINDS:
                 # A glucose record carries the device's whole status: a newer one from the
                 # same device without the annunciation means the condition is over.
-                opened = self._device_open.get((r.patient_id, kind))
+                opened = device_open.get((r.patient_id, kind))
                 if opened is not None and opened[0] == r.serial and r.time > opened[1]:
                     await self._device_set(r, kind, False)
 
@@ -227,10 +250,11 @@ class AlertEngine:
                 log.warning("alert %s started for %s (%s)", kind, patient, mg)
                 await self._announce(patient, row, "started")
         else:
-            if self._open is not None:
-                if (patient, kind) not in self._open:
+            opened = await self._open_in_batch()
+            if opened is not None:
+                if (patient, kind) not in opened:
                     return
-                self._open.discard((patient, kind))
+                opened.discard((patient, kind))
             row = await self.registry.clear_alert(patient, kind, at)
             if row is not None:
                 log.info("alert %s cleared for %s", kind, patient)
