@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 
 ALERT_TOPIC = "diatabase/v1/alerts/{patient}"
 
-# Annunciation names (drivers' snake_case) that raise a device alert, by alert kind.
 _GLUCOSE_KINDS = frozenset({"cgm", "bg"})
 _TIME = attrgetter("time")
+# Annunciation names (drivers' snake_case) that raise a device alert, by alert kind.
 DEVICE_ALERTS = {
     "sensor_fault": {"sensor_malfunction", "general_device_fault", "device_fault"},
     "battery_low": {"device_battery_low", "battery_low"},

@@ -121,7 +121,7 @@ def process(
     except ValidationError:
         whole = None
     if whole is not None:
-        head = _Head(whole["hub_id"], whole["sent_at"].astimezone(UTC), str(whole["batch_id"]))
+        head = _Head.of(whole["hub_id"], whole["sent_at"].astimezone(UTC), str(whole["batch_id"]))
         checked = _check_head(head, topic_hub, payload, hub_key, reject)
         if isinstance(checked, Outcome):
             return checked
@@ -215,7 +215,7 @@ def _validate_envelope(envelope: dict[str, Any]) -> _Head:
         raise _list_error("readings must be a non-empty list")
     if len(readings) > MAX_READINGS_PER_BATCH:
         raise _list_error(f"readings has more than {MAX_READINGS_PER_BATCH} items")
-    return _Head(batch.hub_id, batch.sent_at, str(batch.batch_id))
+    return _Head.of(batch.hub_id, batch.sent_at, str(batch.batch_id))
 
 
 def _reading(
@@ -265,7 +265,7 @@ def _route_dict(
         link(serial, time)
         if value is not None
         and (registered is None or registered == head.hub_id)
-        and time <= head.sent_at + MAX_FUTURE
+        and time <= head.latest
         and kind_problem(kind, unit, value, d.get("special")) is None
         else None
     )
@@ -328,7 +328,7 @@ def _route(
             )
         )
         return
-    if r.time > head.sent_at + MAX_FUTURE:
+    if r.time > head.latest:
         out.quarantined.append(
             QuarantineEntry(
                 Reason.FUTURE_TIME.value,
@@ -465,7 +465,12 @@ class _Head(NamedTuple):
     hub_id: str
     sent_at: datetime
     batch_id: str
+    latest: datetime  # sent_at + MAX_FUTURE: a reading after this is quarantined
     signed_by: str = ""
+
+    @classmethod
+    def of(cls, hub_id: str, sent_at: datetime, batch_id: str) -> _Head:
+        return cls(hub_id, sent_at, batch_id, sent_at + MAX_FUTURE)
 
 
 class _EnvelopeOnly(BaseModel):

@@ -57,21 +57,18 @@ class Influx1Store:
         # points best. Every chunk is written before this returns (the ack waits for all);
         # two POSTs in flight let the next chunk's lines be built, and InfluxDB use its
         # second core, while one is being written (docs/performance.md).
-        if len(readings) <= MAX_POINTS_PER_POST:
-            await self._write(list(readings), rejected)
-        else:
-            slots = asyncio.Semaphore(MAX_POSTS_IN_FLIGHT)
+        slots = asyncio.Semaphore(MAX_POSTS_IN_FLIGHT)
 
-            async def chunk(part: list[StoredReading]) -> None:
-                async with slots:
-                    await self._write(part, rejected)
+        async def chunk(part: list[StoredReading]) -> None:
+            async with slots:
+                await self._write(part, rejected)
 
-            try:
-                async with asyncio.TaskGroup() as group:
-                    for i in range(0, len(readings), MAX_POINTS_PER_POST):
-                        group.create_task(chunk(list(readings[i : i + MAX_POINTS_PER_POST])))
-            except* StoreError as failed:  # the first failure; the other POSTs are cancelled
-                raise failed.exceptions[0] from None
+        try:
+            async with asyncio.TaskGroup() as group:
+                for i in range(0, len(readings), MAX_POINTS_PER_POST):
+                    group.create_task(chunk(list(readings[i : i + MAX_POINTS_PER_POST])))
+        except* StoreError as failed:  # the first failure; the other POSTs are cancelled
+            raise failed.exceptions[0] from None
         return WriteResult(
             written=len(readings) - len(rejected), duplicates=0, rejected=tuple(rejected)
         )
