@@ -3,16 +3,17 @@
     .venv/bin/python benchmarks/edge.py memory [--seconds 60]
     .venv/bin/python benchmarks/edge.py drain [--readings 100000]
 
-memory: each scenario runs in a fresh child process (RSS only grows, so scenarios must
-not share one) for ``--seconds`` with 3 virtual devices (CGM, glucose meter, insulin
-pump) on simulated time at 60x (a CGM reading every 5 s, live notifications, the meter
-polled every 10 s; the agent serves the CGM and the meter, see below) and the agent publishing to a harness Mosquitto. VmRSS from
-/proc/self/status is sampled every second; the figure is the last sample (steady state)
-and the maximum. Scenarios: ``imports`` (the interpreter with the modules the agent loads,
-idle; no bumble), ``world`` (the virtual peripherals and bumble
-alone, no agent), ``agent`` (world + EdgeAgent). The agent's own cost is agent - world;
-on a hub there is no bumble and no virtual peripherals, so imports + (agent - world)
-approximates the hub figure.
+memory: the agent process is measured alone, shaped as on a hub. There, bleak talks to
+the BLE host stack (BlueZ's bluetoothd) over D-Bus, so the stack is another process's
+memory. Here the BLE host (bumble) and 3 virtual devices (CGM with 6 h of history and
+live notifications, glucose meter and insulin pump polled every 10 s) run in a second
+process on simulated time at 60x, served over a Unix socket (drivers.ble_rpc); the agent
+process loads what a hub loads (bleak's BlueZ backend modules included, no bumble) and
+publishes signed batches to a harness Mosquitto. VmRSS from /proc/self/status is sampled
+every second for ``--seconds``; the figure is the last sample (steady state) and the
+maximum. Scenarios, each in a fresh process (RSS only grows): ``imports`` (the hub's
+imports, idle) and ``agent`` (EdgeAgent serving the 3 devices); the other process's RSS
+is printed for information.
 
 drain: ``--readings`` readings pre-filled in an outbox, then the shipped publisher
 (defaults: 500 readings per batch, 4 in flight, signed) drains it to Mosquitto while a
@@ -52,99 +53,149 @@ def rss_mb() -> float:
 # -- memory --------------------------------------------------------------------------
 
 
-async def memory_scenario(mode: str, seconds: float, url: str) -> None:
-    # What the agent loads on a hub (bleak, aiomqtt/paho, aiosqlite, pydantic, drivers).
-    from edge.agent import EdgeAgent
-    from edge.settings import DeviceConfig, EdgeSettings, OutboxConfig
-    from gateway.contract.urls import MqttUrl
+def sample_rss(seconds: float) -> list[float]:
+    """VmRSS once a second for ``seconds`` (blocking; run it in a thread)."""
+    samples = []
+    for _ in range(int(seconds)):
+        samples.append(rss_mb())
+        time.sleep(1)
+    return samples
 
-    samples: list[float] = []
-    if mode == "imports":
-        for _ in range(int(seconds)):
-            samples.append(rss_mb())
-            await asyncio.sleep(1)
-        print(json.dumps({"mode": mode, "last": samples[-1], "max": max(samples)}))
-        return
+
+async def world_process(socket_path: str) -> None:
+    """The virtual peripherals and the BLE host (bumble), in their own process as
+    bluetoothd is on a hub: serve the host on ``socket_path``, print the devices'
+    addresses, run until stdin closes, then print this process's RSS."""
+    from drivers.ble_rpc.server import serve
     from drivers.virtual import SimClock, VirtualWorld
 
-    tmp = Path(tempfile.mkdtemp(prefix="edge-bench-"))
     clock = SimClock(datetime(2026, 3, 1, 8, 0), speed=60)
     async with VirtualWorld(clock) as world:
         cgm = await world.add_cgm("CGM-M", history=timedelta(hours=6))
         meter = await world.add_meter("BG-M", history=timedelta(days=1))
         pump = await world.add_pump("PUMP-M", history=timedelta(days=1))
-        task = None
-        agent = None
-        if mode == "agent":
-            agent = EdgeAgent(
-                EdgeSettings(
-                    hub_id="hub-bench",
-                    mqtt=MqttUrl.parse(url),
-                    devices=[
-                        DeviceConfig(kind="cgm", address=cgm.address),
-                        DeviceConfig(
-                            kind="glucose_meter", address=meter.address, poll_interval_s=10
-                        ),
-                        DeviceConfig(kind="insulin_pump", address=pump.address, poll_interval_s=10),
-                    ],
-                    outbox=OutboxConfig(path=tmp / "outbox.db"),
-                    signing_key=tmp / "hub.key",
-                ),
-                client_factory=world.client_factory,
-            )
-            task = asyncio.create_task(agent.run())
-        for _ in range(int(seconds)):
-            samples.append(rss_mb())
-            await asyncio.sleep(1)
-        extra = {}
-        if agent is not None:
-            extra = {
-                "read": sum(t.state.records_read for t in agent.tasks),
-                "published": agent.publisher.stats.readings,
-                "syncs": sum(t.syncs for t in agent.tasks),
-                "failures": sum(t.state.failures for t in agent.tasks),
-            }
-        if task is not None:
-            for t in agent.tasks if agent else []:
-                t.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        server = await serve(world.client_backend, Path(socket_path))
+        addresses = {"cgm": cgm.address, "meter": meter.address, "pump": pump.address}
+        print(json.dumps(addresses), flush=True)
+        await asyncio.to_thread(sys.stdin.read)  # until the parent closes our stdin
+        server.close()
+        produced = len(list(world.produced()))
+    print(json.dumps({"mode": "world", "last": rss_mb(), "produced": produced}))
+
+
+async def memory_scenario(mode: str, seconds: float, url: str, world: str) -> None:
+    # What the agent loads on a hub: bleak with its BlueZ backend (dbus-fast), aiomqtt/
+    # paho, aiosqlite, pydantic, cryptography, the drivers.
+    import bleak.backends.bluezdbus.client
+    import bleak.backends.bluezdbus.scanner  # noqa: F401
+    from bleak import BleakClient
+
+    from edge.agent import EdgeAgent
+    from edge.settings import DeviceConfig, EdgeSettings, OutboxConfig
+    from gateway.contract.urls import MqttUrl
+
+    if mode == "imports":
+        samples = await asyncio.to_thread(sample_rss, seconds)
+        print(json.dumps({"mode": mode, "last": samples[-1], "max": max(samples)}))
+        return
+    # The BLE host is in the world process, reached over a Unix socket as bleak reaches
+    # bluetoothd over D-Bus; nothing of bumble is loaded here.
+    from drivers.ble_rpc import remote_backend
+
+    info = json.loads(world)
+    backend = remote_backend(info["socket"])
+
+    def client_factory(address: str, *, pair: bool = False, **kwargs: object) -> BleakClient:
+        return BleakClient(address, backend=backend, pair=pair, timeout=10.0)
+
+    tmp = Path(tempfile.mkdtemp(prefix="edge-bench-"))
+    agent = EdgeAgent(
+        EdgeSettings(
+            hub_id="hub-bench",
+            mqtt=MqttUrl.parse(url),
+            devices=[
+                DeviceConfig(kind="cgm", address=info["cgm"]),
+                DeviceConfig(kind="glucose_meter", address=info["meter"], poll_interval_s=10),
+                DeviceConfig(kind="insulin_pump", address=info["pump"], poll_interval_s=10),
+            ],
+            outbox=OutboxConfig(path=tmp / "outbox.db"),
+            signing_key=tmp / "hub.key",
+        ),
+        client_factory=client_factory,
+    )
+    task = asyncio.create_task(agent.run())
+    samples: list[float] = []
+    for _ in range(int(seconds)):
+        samples.append(rss_mb())
+        await asyncio.sleep(1)
+    extra = {
+        "read": sum(t.state.records_read for t in agent.tasks),
+        "published": agent.publisher.stats.readings,
+        "syncs": sum(t.syncs for t in agent.tasks),
+        "failures": sum(t.state.failures for t in agent.tasks),
+        "bumble_loaded": any(m.startswith("bumble") for m in sys.modules),
+    }
+    for t in agent.tasks:
+        t.stop()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
     print(json.dumps({"mode": mode, "last": samples[-1], "max": max(samples), **extra}))
+
+
+def _scenario(mode: str, seconds: float, url: str, world: str = "{}") -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "_memory", mode, str(seconds), url, world],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def memory(seconds: float) -> None:
     from tests.harness import MosquittoServer
 
-    with MosquittoServer() as broker:
+    results = {}
+    with MosquittoServer() as broker, tempfile.TemporaryDirectory() as tmp:
         broker.start()
-        results = {}
-        for mode in ("imports", "world", "agent"):
-            out = subprocess.run(
-                [sys.executable, __file__, "_memory", mode, str(seconds), broker.url],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd=ROOT,
-            ).stdout
-            results[mode] = json.loads(out.strip().splitlines()[-1])
-    print(f"{'scenario':<46}{'VmRSS MB (end)':>16}{'max':>8}")
+        # Each scenario in a fresh process: RSS only grows, so they cannot share one.
+        results["imports"] = _scenario("imports", seconds, broker.url)
+        socket_path = str(Path(tmp) / "ble-host.sock")
+        world = subprocess.Popen(
+            [sys.executable, __file__, "_world", socket_path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
+            assert world.stdin is not None and world.stdout is not None
+            info = {**json.loads(world.stdout.readline()), "socket": socket_path}
+            results["agent"] = _scenario("agent", seconds, broker.url, json.dumps(info))
+            out, _ = world.communicate("", timeout=60)
+            results["world"] = json.loads(out.strip().splitlines()[-1])
+        finally:
+            if world.poll() is None:
+                world.kill()
+    print(f"{'process':<58}{'VmRSS MB (end)':>16}{'max':>8}")
     labels = {
-        "imports": "interpreter + the agent's imports, idle",
-        "world": "3 virtual devices on bumble, no agent",
-        "agent": "3 virtual devices + EdgeAgent",
+        "imports": "agent process: interpreter + the hub's imports, idle",
+        "agent": "agent process: EdgeAgent serving 3 devices, steady",
+        "world": "other process: BLE host (bumble) + 3 virtual devices",
     }
-    for mode, r in results.items():
-        print(f"{labels[mode]:<46}{r['last']:>16.1f}{r['max']:>8.1f}")
-    a, w, i = results["agent"], results["world"], results["imports"]
-    print(f"agent's own cost (agent - world): {a['last'] - w['last']:.1f} MB")
-    print(f"peripherals + bumble (world - imports): {w['last'] - i['last']:.1f} MB")
-    print(
-        f"estimated hub RSS (imports + agent - world): {i['last'] + a['last'] - w['last']:.1f} MB"
-    )
+    for mode, label in labels.items():
+        r = results[mode]
+        print(f"{label:<58}{r['last']:>16.1f}{r.get('max', r['last']):>8.1f}")
+    a, i, w = results["agent"], results["imports"], results["world"]
+    print(f"agent's running cost (agent - imports): {a['last'] - i['last']:.1f} MB")
     print(
         f"agent run: {a.get('read')} read, {a.get('published')} published, "
-        f"{a.get('syncs')} syncs, {a.get('failures')} failures"
+        f"{a.get('syncs')} syncs, {a.get('failures')} failures, "
+        f"bumble loaded in the agent process: {a.get('bumble_loaded')}; "
+        f"devices produced {w.get('produced')}"
     )
 
 
@@ -275,8 +326,11 @@ async def drain(n: int) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_memory":
-        _, _, mode, seconds, url = sys.argv
-        asyncio.run(memory_scenario(mode, float(seconds), url))
+        _, _, mode, seconds, url, world = sys.argv
+        asyncio.run(memory_scenario(mode, float(seconds), url, world))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_world":
+        asyncio.run(world_process(sys.argv[2]))
         return
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)

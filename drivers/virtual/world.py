@@ -1,5 +1,8 @@
 """A virtual Bluetooth world: one LocalLink, the hub's central, and virtual peripherals.
 
+The central lives in the world's process; :mod:`drivers.ble_rpc` serves it to a bleak
+client in another process.
+
 bumble notes: controllers bind to the running event loop, so build a world inside one
 (``async with``); bumble's GATT server does not enforce READABLE/WRITEABLE (the virtual
 devices only offer the properties they serve) but does enforce the encryption
@@ -9,26 +12,15 @@ permissions; a peripheral on a static random address needs
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 from bleak import BleakClient, BleakScanner
 from bumble.controller import Controller
-from bumble.core import BaseBumbleError
-from bumble.device import Device
-from bumble.hci import Address
-from bumble.host import Host
 from bumble.link import LocalLink
 
-from drivers.bumble_backend import (
-    BumbleBleakClient,
-    BumbleBleakScanner,
-    client_backend,
-    scanner_backend,
-)
+from drivers.bumble_backend import BumbleBleakClient, BumbleBleakScanner, BumbleCentral
 from drivers.virtual.cgm import VirtualCgm
 from drivers.virtual.clock import SimClock
 from drivers.virtual.meter import VirtualMeter
@@ -48,16 +40,16 @@ class VirtualWorld:
         self.operation_timeout_s = operation_timeout_s
         self.link = LocalLink()  # type: ignore[no-untyped-call]
         controller = Controller("hub", link=self.link, public_address=HUB_ADDRESS)
-        self.central = Device(
-            name="hub",
-            address=Address(HUB_ADDRESS),
-            host=Host(controller_source=controller, controller_sink=controller),
+        self.hub = BumbleCentral(
+            controller,
+            controller,
+            address=HUB_ADDRESS,
+            pairing=pairing_config,
+            operation_timeout_s=operation_timeout_s,
         )
-        self.central.pairing_config_factory = pairing_config
-        self.client_backend: type[BumbleBleakClient] = client_backend(
-            self.central, operation_timeout_s=operation_timeout_s
-        )
-        self.scanner_backend: type[BumbleBleakScanner] = scanner_backend(self.central)
+        self.central = self.hub.device
+        self.client_backend: type[BumbleBleakClient] = self.hub.client_backend
+        self.scanner_backend: type[BumbleBleakScanner] = self.hub.scanner_backend
         self.peripherals: list[VirtualPeripheral] = []
 
     @property
@@ -66,7 +58,7 @@ class VirtualWorld:
         return self.client_backend
 
     async def __aenter__(self) -> VirtualWorld:
-        await self.central.power_on()
+        await self.hub.power_on()
         return self
 
     async def __aexit__(
@@ -75,13 +67,9 @@ class VirtualWorld:
         await self.close()
 
     async def close(self) -> None:
-        for connection in list(self.central.connections.values()):
-            with contextlib.suppress(BaseBumbleError, OSError, TimeoutError):
-                async with asyncio.timeout(self.operation_timeout_s):
-                    await connection.disconnect()
+        await self.hub.close()
         for p in self.peripherals:
             await p.stop()
-        await self.central.power_off()
 
     def _address(self) -> str:
         n = len(self.peripherals) + 1
@@ -117,11 +105,10 @@ class VirtualWorld:
 
     def client_factory(self, address: str, *, pair: bool = False, **kwargs: Any) -> BleakClient:
         """A real ``BleakClient`` whose backend talks over the virtual link."""
-        kwargs.setdefault("timeout", self.operation_timeout_s)
-        return BleakClient(address, backend=self.client_backend, pair=pair, **kwargs)
+        return self.hub.client_factory(address, pair=pair, **kwargs)
 
     def scanner(self, **kwargs: Any) -> BleakScanner:
-        return BleakScanner(backend=self.scanner_backend, **kwargs)
+        return self.hub.scanner(**kwargs)
 
     def produced(self) -> Iterator[Produced]:
         for p in self.peripherals:
