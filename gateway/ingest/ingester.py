@@ -266,6 +266,7 @@ class Ingester:
         m.duplicates.inc(result.duplicates)
         m.parked.inc(len(outcome.parked))
         now = time.time()
+        m.last_write.set(now)
         m.lag.observe_many([max(0.0, now - r.time.timestamp()) for r in outcome.stored])
         await self._alerts(outcome.stored)
         for q in outcome.quarantined:

@@ -46,6 +46,12 @@ class IngestMetrics:
             "Unix time this process received its first MQTT message (0: none yet)",
             registry=r,
         )
+        # Ops: a stale value means nothing reaches the store; benchmarks: the end of a drain.
+        self.last_write = Gauge(
+            "diatabase_last_write_time_seconds",
+            "Unix time of this process's last successful store write (0: none yet)",
+            registry=r,
+        )
         self.readings = Counter(
             "diatabase_readings_received", "readings in valid envelopes", registry=r
         )

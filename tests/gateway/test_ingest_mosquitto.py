@@ -101,6 +101,9 @@ async def test_end_to_end_through_mosquitto(
     assert "diatabase_inflight_messages 0.0" in text
     first = re.search(r"^diatabase_first_message_time_seconds (\S+)$", text, re.M)
     assert first is not None and started <= float(first.group(1)) <= time.time()
+    last_write = re.search(r"^diatabase_last_write_time_seconds (\S+)$", text, re.M)
+    assert last_write is not None
+    assert float(first.group(1)) <= float(last_write.group(1)) <= time.time()
     quarantined = await registry.quarantine_list()
     assert {q.reason for q in quarantined} == {"malformed_json", "hub_mismatch"}
     assert await registry.parked_count() == 1
