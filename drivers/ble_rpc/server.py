@@ -97,6 +97,9 @@ class _Session:
             reply = {"id": rid, "error": str(err), "att": int(err.code)}
         except (BleakError, KeyError, ValueError) as err:
             reply = {"id": rid, "error": str(err) or repr(err), "att": None}
+        except Exception as err:  # the remote caller must get an answer, never a hang
+            log.exception("ble rpc %s failed", request.get("op"))
+            reply = {"id": rid, "error": repr(err), "att": None}
         self.send(reply)
 
     def on_disconnected(self, _client: object = None) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from drivers.ble_rpc import RemoteBleakClient, remote_backend
 from drivers.ble_rpc.server import serve
 from drivers.devices import CgmDriver, GlucoseMeterDriver, PairingRequired
 from drivers.virtual import VirtualWorld
+from tests.asyncutil import until
 
 pytestmark = pytest.mark.ble
 
@@ -84,3 +86,30 @@ async def test_an_unreachable_host_is_a_bleak_error(tmp_path: Path) -> None:
     backend = remote_backend(str(tmp_path / "nobody.sock"))
     with pytest.raises(BleakError, match="unreachable"):
         await BleakClient("F1:00:00:00:00:01", backend=backend, timeout=1).connect()
+
+
+async def test_bad_requests_get_an_answer_and_bad_lines_end_the_session(
+    world: VirtualWorld, backend: type[RemoteBleakClient]
+) -> None:
+    meter = await world.add_meter("BG-X")
+    reader, writer = await asyncio.open_unix_connection(backend.socket_path)
+    try:
+        writer.write(b'{"id": 1, "op": "read", "handle": 3}\n')
+        assert json.loads(await reader.readline()) == {
+            "id": 1,
+            "error": "not connected",
+            "att": None,
+        }
+        writer.write(json.dumps({"id": 2, "op": "connect", "address": meter.address}).encode())
+        writer.write(b"\n")
+        assert "services" in json.loads(await reader.readline())["ok"]
+        writer.write(b'{"id": 3, "op": "read", "handle": 65000}\n')
+        assert "no characteristic" in json.loads(await reader.readline())["error"]
+        writer.write(b'{"id": 4, "op": "reboot"}\n')
+        assert "unknown operation" in json.loads(await reader.readline())["error"]
+        writer.write(b"not json\n")
+        assert await reader.readline() == b""  # the host closed the session
+    finally:
+        writer.close()
+    # ... and dropped its link to the peripheral.
+    await until(lambda: not world.central.connections)
