@@ -91,6 +91,9 @@ class DeviceTask:
         failing_since: float | None = None
         while not self._stop.is_set():
             await self.outbox.wait_for_space()
+            # Cleared as a session starts, not when the pause starts: a wake() that comes
+            # while the session ends (after its last record) must still bring a new sync.
+            self._wake.clear()
             try:
                 complete = await self._session()
                 if failing_since is not None:
@@ -126,7 +129,6 @@ class DeviceTask:
         self._wake.set()
 
     async def _pause(self, seconds: float) -> None:
-        self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
