@@ -446,7 +446,9 @@ def run_ours(
         # checked once afterwards. (Polling count(value) meanwhile cost InfluxDB a full
         # scan, ~150 ms of CPU, every 100 ms: charged to the consumers, not to raw.)
         ours.wait_metric("diatabase_readings_stored_total", readings, timeout=600, every=0.1)
-        t1 = metric(ours.metrics_port, "diatabase_last_write_time_seconds") or time.time()
+        last_write = metric(ours.metrics_port, "diatabase_last_write_time_seconds")
+        assert last_write, "the ingester stored readings but reports no last write"
+        t1 = last_write
         t0 = first
         c1, b1, i1 = sampler.now()
         c0, b0, i0 = sampler.at(first)

@@ -12,15 +12,26 @@ permissions; a peripheral on a static random address needs
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
 from bleak import BleakClient, BleakScanner
 from bumble.controller import Controller
+from bumble.core import BaseBumbleError
+from bumble.device import Device
+from bumble.hci import Address
+from bumble.host import Host
 from bumble.link import LocalLink
 
-from drivers.bumble_backend import BumbleBleakClient, BumbleBleakScanner, BumbleCentral
+from drivers.bumble_backend import (
+    BumbleBleakClient,
+    BumbleBleakScanner,
+    client_backend,
+    scanner_backend,
+)
 from drivers.virtual.cgm import VirtualCgm
 from drivers.virtual.clock import SimClock
 from drivers.virtual.meter import VirtualMeter
@@ -40,16 +51,16 @@ class VirtualWorld:
         self.operation_timeout_s = operation_timeout_s
         self.link = LocalLink()  # type: ignore[no-untyped-call]
         controller = Controller("hub", link=self.link, public_address=HUB_ADDRESS)
-        self.hub = BumbleCentral(
-            controller,
-            controller,
-            address=HUB_ADDRESS,
-            pairing=pairing_config,
-            operation_timeout_s=operation_timeout_s,
+        self.central = Device(
+            name="hub",
+            address=Address(HUB_ADDRESS),
+            host=Host(controller_source=controller, controller_sink=controller),
         )
-        self.central = self.hub.device
-        self.client_backend: type[BumbleBleakClient] = self.hub.client_backend
-        self.scanner_backend: type[BumbleBleakScanner] = self.hub.scanner_backend
+        self.central.pairing_config_factory = pairing_config
+        self.client_backend: type[BumbleBleakClient] = client_backend(
+            self.central, operation_timeout_s=operation_timeout_s
+        )
+        self.scanner_backend: type[BumbleBleakScanner] = scanner_backend(self.central)
         self.peripherals: list[VirtualPeripheral] = []
 
     @property
@@ -58,7 +69,7 @@ class VirtualWorld:
         return self.client_backend
 
     async def __aenter__(self) -> VirtualWorld:
-        await self.hub.power_on()
+        await self.central.power_on()
         return self
 
     async def __aexit__(
@@ -67,9 +78,13 @@ class VirtualWorld:
         await self.close()
 
     async def close(self) -> None:
-        await self.hub.close()
+        for connection in list(self.central.connections.values()):
+            with contextlib.suppress(BaseBumbleError, OSError, TimeoutError):
+                async with asyncio.timeout(self.operation_timeout_s):
+                    await connection.disconnect()
         for p in self.peripherals:
             await p.stop()
+        await self.central.power_off()
 
     def _address(self) -> str:
         n = len(self.peripherals) + 1
@@ -105,10 +120,11 @@ class VirtualWorld:
 
     def client_factory(self, address: str, *, pair: bool = False, **kwargs: Any) -> BleakClient:
         """A real ``BleakClient`` whose backend talks over the virtual link."""
-        return self.hub.client_factory(address, pair=pair, **kwargs)
+        kwargs.setdefault("timeout", self.operation_timeout_s)
+        return BleakClient(address, backend=self.client_backend, pair=pair, **kwargs)
 
     def scanner(self, **kwargs: Any) -> BleakScanner:
-        return self.hub.scanner(**kwargs)
+        return BleakScanner(backend=self.scanner_backend, **kwargs)
 
     def produced(self) -> Iterator[Produced]:
         for p in self.peripherals:

@@ -59,14 +59,14 @@ class Influx1Store:
         # second core, while one is being written (docs/performance.md).
         slots = asyncio.Semaphore(MAX_POSTS_IN_FLIGHT)
 
-        async def chunk(part: list[StoredReading]) -> None:
+        async def chunk(part: Sequence[StoredReading]) -> None:
             async with slots:
                 await self._write(part, rejected)
 
         try:
             async with asyncio.TaskGroup() as group:
                 for i in range(0, len(readings), MAX_POINTS_PER_POST):
-                    group.create_task(chunk(list(readings[i : i + MAX_POINTS_PER_POST])))
+                    group.create_task(chunk(readings[i : i + MAX_POINTS_PER_POST]))
         except* StoreError as failed:  # the first failure; the other POSTs are cancelled
             raise failed.exceptions[0] from None
         return WriteResult(
@@ -74,7 +74,7 @@ class Influx1Store:
         )
 
     async def _write(
-        self, readings: list[StoredReading], rejected: list[tuple[StoredReading, str]]
+        self, readings: Sequence[StoredReading], rejected: list[tuple[StoredReading, str]]
     ) -> None:
         if not readings:
             return
