@@ -61,6 +61,7 @@ class EdgeAgent:
                 max_batch_bytes=s.publish.max_batch_bytes,
                 max_in_flight=s.publish.max_in_flight,
                 session_expiry_s=s.publish.session_expiry_s,
+                status_interval_s=s.publish.status_interval_s,
                 protocol=s.mqtt_protocol,
                 ca_file=str(s.tls.ca_file) if s.tls.ca_file else None,
                 cert_file=str(s.tls.cert_file) if s.tls.cert_file else None,

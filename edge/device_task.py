@@ -3,8 +3,12 @@
 Every record goes into the outbox together with the device's new sync cursor before
 anything else happens to it; the next sync asks the device only for what is after the
 committed cursor, so a BLE drop in the middle of a transfer repeats nothing and loses
-nothing. Failures are classified: device/BLE errors back off (capped, jittered); a full
-outbox pauses syncing instead of dropping anything.
+nothing. Failures are classified (:func:`classify`): a device out of reach or a link
+lost mid-session backs off exponentially (capped, jittered) from a short first retry; a
+device that refuses (pairing needed, a control-point failure, records that do not
+decode) will not change its mind in seconds, so it is retried at the cap. A failure is
+logged once when it starts and once when it recovers. A full outbox pauses syncing
+instead of dropping anything.
 """
 
 from __future__ import annotations
@@ -17,11 +21,18 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from bleak import BleakClient
 from bleak.exc import BleakError
 
+from drivers.devices.errors import (
+    ConnectionLost,
+    NotificationOverflow,
+    ProcedureTimeout,
+    TransferIncomplete,
+)
 from drivers.errors import DriversError
 from drivers.records import DeviceIdentity, DeviceRecord
 from edge.outbox import Outbox
@@ -33,6 +44,30 @@ log = logging.getLogger(__name__)
 # How many records go into one outbox transaction during a backfill.
 COMMIT_EVERY = 100
 STREAM = "records"
+
+
+class Failure(StrEnum):
+    UNREACHABLE = "unreachable"  # no connection: out of range, switched off, busy
+    LINK_LOST = "link_lost"  # connected, then the link or a transfer broke off
+    REFUSED = "refused"  # the device answered no: pairing, RACP/CGM failure, bad data
+
+
+_LINK_ERRORS = (ConnectionLost, ProcedureTimeout, TransferIncomplete, NotificationOverflow)
+
+
+def classify(err: BaseException, *, reached: bool) -> Failure:
+    """``reached``: the session had connected to the device before it failed."""
+    if isinstance(err, _LINK_ERRORS):
+        return Failure.LINK_LOST
+    if isinstance(err, DriversError):
+        return Failure.REFUSED
+    return Failure.LINK_LOST if reached else Failure.UNREACHABLE
+
+
+def backoff(failure: Failure, delay: float, cap: float) -> tuple[float, float]:
+    """(this wait, the next one): doubling up to ``cap``; a refusal waits ``cap`` at once."""
+    wait = cap if failure is Failure.REFUSED else min(delay, cap)
+    return wait, min(wait * 2, cap)
 
 
 class Driver(Protocol):
@@ -82,41 +117,50 @@ class DeviceTask:
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     syncs: int = 0
+    _reached: bool = False  # this session connected to the device
 
     def __post_init__(self) -> None:
         self.state = DeviceState(self.config)
 
     async def run(self) -> None:
         delay = self.backoff_initial_s
-        failing_since: float | None = None
+        failing: tuple[Failure, float] | None = None  # class and start of a failure
         while not self._stop.is_set():
             await self.outbox.wait_for_space()
             # Cleared as a session starts, not when the pause starts: a wake() that comes
             # while the session ends (after its last record) must still bring a new sync.
             self._wake.clear()
+            self._reached = False
             try:
                 complete = await self._session()
-                if failing_since is not None:
+                if failing is not None:
                     log.info(
-                        "device %s recovered after %.0f s",
+                        "device %s recovered after %.0f s (%s)",
                         self.address,
-                        time.monotonic() - failing_since,
+                        time.monotonic() - failing[1],
+                        failing[0],
                     )
-                    failing_since = None
+                    failing = None
                 delay = self.backoff_initial_s
                 if complete:
                     await self._pause(self.config.poll_interval_s)
                 # else: cut short by a full outbox; resume as soon as there is space
             except (BleakError, DriversError, TimeoutError, OSError, EOFError) as err:
+                failure = classify(err, reached=self._reached)
                 self.state.failures += 1
-                self.state.last_error = f"{type(err).__name__}: {err}"
-                if failing_since is None:
-                    failing_since = time.monotonic()
-                    log.warning("device %s failed: %s; retrying with backoff", self.address, err)
+                self.state.last_error = f"{failure}: {type(err).__name__}: {err}"
+                if failing is None:
+                    failing = (failure, time.monotonic())
+                    log.warning(
+                        "device %s failed (%s): %s; retrying with backoff",
+                        self.address,
+                        failure,
+                        err,
+                    )
                 else:
-                    log.debug("device %s still failing: %s", self.address, err)
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, self.backoff_max_s)
+                    log.debug("device %s still failing (%s): %s", self.address, failure, err)
+                wait, delay = backoff(failure, delay, self.backoff_max_s)
+                await asyncio.sleep(wait * random.uniform(0.8, 1.2))
             finally:
                 self.state.connected = False
 
@@ -136,7 +180,7 @@ class DeviceTask:
         """One connection; False when a full outbox cut the sync short."""
         try:
             async with self.client_factory(self.address, pair=self.config.pair) as client:
-                self.state.connected = True
+                self.state.connected = self._reached = True
                 return await self._sync(client)
         finally:
             self.state.connected = False

@@ -49,6 +49,7 @@ class PublisherConfig:
     max_batch_bytes: int = 256 * 1024
     max_in_flight: int = 4
     session_expiry_s: int = 7 * 24 * 3600
+    status_interval_s: float = 30.0
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
@@ -178,7 +179,7 @@ class Publisher:
 
     async def _pump(self, client: AckCheckingClient) -> None:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._status_loop(client))
+            tg.create_task(self._status_loop(client, self.config.status_interval_s))
             slots = asyncio.Semaphore(self.config.max_in_flight)
             while True:
                 await self.outbox.wait_for_rows()
@@ -221,7 +222,7 @@ class Publisher:
             self._in_flight.difference_update(r.id for r in rows)
             slots.release()
 
-    async def _status_loop(self, client: AckCheckingClient, every_s: float = 30.0) -> None:
+    async def _status_loop(self, client: AckCheckingClient, every_s: float) -> None:
         while True:
             await asyncio.sleep(every_s)
             await self.publish_status(client)

@@ -47,6 +47,8 @@ class PublishConfig(BaseModel):
     max_batch_bytes: int = Field(default=256 * 1024, ge=4096, le=1_000_000)
     max_in_flight: int = Field(default=4, ge=1, le=64)
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    # How often the retained status is refreshed (it is also sent on every connect).
+    status_interval_s: float = Field(default=30.0, ge=1.0, le=3600.0)
 
 
 class TlsConfig(BaseModel):
