@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import subprocess
 from pathlib import Path
 
 import paho.mqtt.client as paho
+import pytest
 
 from edge.outbox import Outbox
 from edge.publisher import Publisher, PublisherConfig
@@ -15,7 +18,7 @@ from gateway.contract.urls import MqttUrl
 from gateway.contract.v1 import HubStatus, ReadingsBatch, topic_readings
 from tests.asyncutil import until
 from tests.factories import cgm_reading
-from tests.harness import MosquittoServer
+from tests.harness import MosquittoServer, free_port
 
 
 class Collector:
@@ -105,3 +108,66 @@ async def test_rows_stay_while_broker_is_down(mosquitto: MosquittoServer, tmp_pa
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def test_username_and_password_from_the_mqtt_url(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`mqtt://user:password@host:port` reaches a broker listener that requires them;
+    a wrong password connects nothing and keeps every row."""
+    caplog.set_level(logging.DEBUG, logger="edge.publisher")
+    port = free_port()
+    passwords = tmp_path / "passwords"
+    await asyncio.to_thread(
+        subprocess.run,
+        ["mosquitto_passwd", "-b", "-c", str(passwords), "hub-1", "s3cret pass"],
+        check=True,
+    )
+    with MosquittoServer(
+        global_config="per_listener_settings true",
+        extra_config=[
+            f"listener {port} 127.0.0.1",
+            "allow_anonymous false",
+            f"password_file {passwords}",
+        ],
+    ) as broker:
+        broker.start()
+        collector = Collector(broker.url, topic_readings("hub-1"))  # the anonymous listener
+        try:
+            for password, delivered in (("wrong", False), ("s3cret%20pass", True)):
+                async with Outbox(tmp_path / f"outbox-{delivered}.db") as box:
+                    r = cgm_reading("CGM1", 5 if delivered else 0, 100.0)
+                    key = r["key"]
+                    await box.put("CGM1", [(r["key"], json.dumps(r))], stream="records", cursor=0)
+                    pub = Publisher(
+                        PublisherConfig(
+                            hub_id="hub-1",
+                            mqtt=MqttUrl.parse(f"mqtt://hub-1:{password}@127.0.0.1:{port}"),
+                            client_id=f"hub-1-{delivered}",
+                            backoff_initial_s=0.05,
+                            backoff_max_s=0.2,
+                        ),
+                        box,
+                        status,
+                    )
+                    task = asyncio.create_task(pub.run())
+                    try:
+                        if delivered:
+                            await until(lambda k=key: k in set(collector.keys()), what="received")
+                            await until(lambda: box.depth == 0, what="acked and deleted")
+                        else:
+                            await until(lambda: refusals(caplog) >= 3, what="three refusals")
+                            assert pub.stats.connects == 0 and box.depth == 1
+                            # refused by the broker's authentication, not unreachable
+                            assert "Not authorized" in caplog.text
+                    finally:
+                        task.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await task
+        finally:
+            collector.close()
+    assert collector.keys() == [cgm_reading("CGM1", 5, 100.0)["key"]]
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(r.name == "edge.publisher" and "fail" in r.getMessage() for r in caplog.records)
