@@ -327,6 +327,11 @@ class _FiguresCollector(Collector):
         depth = GaugeMetricFamily(
             "diatabase_web_hub_outbox_depth", "readings waiting in the hub outbox", labels=["hub"]
         )
+        full = GaugeMetricFamily(
+            "diatabase_web_hub_outbox_full",
+            "1 when the hub's outbox is full and it has stopped pulling from its devices",
+            labels=["hub"],
+        )
         age = GaugeMetricFamily(
             "diatabase_web_hub_status_age_seconds", "age of the hub's last status", labels=["hub"]
         )
@@ -338,12 +343,14 @@ class _FiguresCollector(Collector):
                 online.add_metric([h.hub_id], int(h.online))
             if h.outbox_depth is not None:
                 depth.add_metric([h.hub_id], h.outbox_depth)
+            if h.online is not None:
+                full.add_metric([h.hub_id], int(h.outbox_full))
             if h.status_at is not None:
                 age.add_metric([h.hub_id], max(0.0, (f.at - h.status_at).total_seconds()))
             for d in h.devices:
                 if d.battery_pct is not None:
                     battery.add_metric([h.hub_id, d.serial], d.battery_pct)
-        yield from (online, depth, age, battery)
+        yield from (online, depth, full, age, battery)
 
 
 def prometheus_text(fig: OpsFigures) -> bytes:

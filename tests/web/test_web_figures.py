@@ -183,6 +183,7 @@ def test_hub_health_merges_registry_and_status() -> None:
 
 def test_prometheus_text_has_the_ops_figures() -> None:
     status = HubStatus.model_validate_json(_status("hub-1"))
+    full = HubStatus.model_validate_json(_status("hub-2", outbox_full=True, outbox_depth=500))
     fig = OpsFigures(
         at=NOW,
         window_s=60,
@@ -194,7 +195,7 @@ def test_prometheus_text_has_the_ops_figures() -> None:
         quarantine={"schema_violation": 2, "future_time": 1},
         parked=4,
         open_alerts={"urgent": 1},
-        hubs=hub_health({}, {"hub-1": HubSeen(status, NOW)}),
+        hubs=hub_health({}, {"hub-1": HubSeen(status, NOW), "hub-2": HubSeen(full, NOW)}),
         mqtt=True,
     )
     samples = {
@@ -210,6 +211,8 @@ def test_prometheus_text_has_the_ops_figures() -> None:
     assert samples[("diatabase_web_open_alerts", (("severity", "urgent"),))] == 1
     assert samples[("diatabase_web_hub_online", (("hub", "hub-1"),))] == 1
     assert samples[("diatabase_web_hub_outbox_depth", (("hub", "hub-1"),))] == 12
+    assert samples[("diatabase_web_hub_outbox_full", (("hub", "hub-1"),))] == 0
+    assert samples[("diatabase_web_hub_outbox_full", (("hub", "hub-2"),))] == 1
     assert samples[("diatabase_web_hub_status_age_seconds", (("hub", "hub-1"),))] == 60
     battery = ("diatabase_web_device_battery_percent", (("hub", "hub-1"), ("serial", "CGM-1")))
     assert samples[battery] == 81
