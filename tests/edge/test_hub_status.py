@@ -17,10 +17,11 @@ import paho.mqtt.client as paho
 import pytest
 
 from drivers.virtual import SimClock, VirtualWorld
+from edge.device_task import local_clock_estimate
 from edge.settings import DeviceConfig, PublishConfig
 from gateway import __version__
 from gateway.contract.urls import MqttUrl
-from gateway.contract.v1 import HubStatus, topic_readings, topic_status
+from gateway.contract.v1 import HubStatus, Reading, reading_key, topic_readings, topic_status
 from tests.asyncutil import until
 from tests.edge.test_durability import (
     edge_settings,
@@ -74,7 +75,7 @@ def watching(url: str, hub_id: str) -> Iterator[StatusWatcher]:
         watcher.close()
 
 
-async def test_status_carries_every_field_operators_need(
+async def test_status_carries_every_field_and_readings_carry_the_clock_offset(
     mosquitto: MosquittoServer, tmp_path: Path
 ) -> None:
     clock = SimClock()  # real time: the device clocks differ from the hub's only by their error
@@ -83,12 +84,15 @@ async def test_status_carries_every_field_operators_need(
         meter = await world.add_meter(
             "BG-ST", history=timedelta(days=1), battery_pct=40, clock_error=timedelta(seconds=-90)
         )
+        # No Current Time Service: the documented estimate (the hub's local wall time).
+        plain = await world.add_meter("BG-NC", history=timedelta(days=1), has_cts=False)
         settings = edge_settings(
             tmp_path,
             mosquitto.url,
             [
                 DeviceConfig(kind="cgm", address=cgm.address),
                 DeviceConfig(kind="glucose_meter", address=meter.address, poll_interval_s=3600),
+                DeviceConfig(kind="glucose_meter", address=plain.address, poll_interval_s=3600),
             ],
             publish=PublishConfig(status_interval_s=1),
         )
@@ -96,13 +100,30 @@ async def test_status_carries_every_field_operators_need(
 
         def synced() -> HubStatus | None:
             last = watcher.last()
-            if last is None or len(last.devices) != 2:
+            if last is None or len(last.devices) != 3:
                 return None
             return last if all(d.last_sync is not None for d in last.devices) else None
 
         with watching(mosquitto.url, settings.hub_id) as watcher:
-            async with running(agent):
-                await until(lambda: synced() is not None, 30, "a status after both syncs")
+            async with (
+                subscriber(mosquitto.url, topic_readings(settings.hub_id)) as sub,
+                running(agent),
+            ):
+                await until(lambda: synced() is not None, 30, "a status after every sync")
+                expected = {
+                    reading_key(
+                        p.serial,
+                        p.kind,
+                        sequence=p.sequence,
+                        session_start=p.session_start,
+                        time_offset_min=p.time_offset_min,
+                        device_time=p.device_time,
+                    )
+                    for p in world.produced()
+                    if p.serial in {"BG-ST", "BG-NC"}
+                }
+                await until(lambda: expected <= sub.keys(), 30, "the meters' readings")
+                readings = [r for b in sub.batches for r in b.readings]
         status = synced()
     assert status is not None and status.online
     assert status.version == __version__
@@ -111,7 +132,7 @@ async def test_status_carries_every_field_operators_need(
     assert status.oldest_unsent_age_s is None or status.oldest_unsent_age_s >= 0
     assert status.sent_at is not None
     by_serial = {d.serial: d for d in status.devices}
-    assert set(by_serial) == {"CGM-ST", "BG-ST"}
+    assert set(by_serial) == {"CGM-ST", "BG-ST", "BG-NC"}
     assert by_serial["CGM-ST"].kind == "cgm" and by_serial["BG-ST"].kind == "glucose_meter"
     assert by_serial["CGM-ST"].battery_pct == 55 and by_serial["BG-ST"].battery_pct == 40
     for d in by_serial.values():
@@ -120,6 +141,18 @@ async def test_status_carries_every_field_operators_need(
     # The meter's clock runs 90 s behind the hub's, measured through its Current Time.
     offset = by_serial["BG-ST"].clock_offset_s
     assert offset is not None and abs(offset - 90) < 3, offset
+
+    # Every reading carries the offset measured at its sync, its corrected time, and the
+    # key from the device's own fields (truth_keys: the virtual devices' ground truth).
+    by_device: dict[str, list[Reading]] = {}
+    for r in readings:
+        by_device.setdefault(r.device.serial, []).append(r)
+    assert {r.key for r in by_device["BG-ST"] + by_device["BG-NC"]} == expected
+    for r in by_device["BG-ST"]:
+        assert r.clock_offset_s == offset
+        assert r.time == (r.device_time + timedelta(seconds=offset)).replace(tzinfo=UTC)
+    for r in by_device["BG-NC"]:
+        assert r.clock_offset_s == local_clock_estimate(r.device_time)
 
 
 @pytest.mark.slow
